@@ -1,0 +1,115 @@
+"""Agent logins and voice servers (admin-managed), live call state and call history.
+
+Rows here are written only by ``calls.services``, which also publishes what changed.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from .crypto import EncryptedTextField
+
+
+class VoiceServer(models.Model):
+    GENESYS = "genesys"
+    HUAWEI = "huawei"
+    DIALECTS = [(GENESYS, "Genesys Web Services (API v2)"), (HUAWEI, "Huawei CC-Gateway AgentGateway")]
+
+    name = models.CharField(max_length=100, unique=True)
+    dialect = models.CharField(max_length=20, choices=DIALECTS, default=GENESYS)
+    base_url = models.URLField(
+        max_length=300,
+        help_text="The server's root, without /api/v2 (for example https://gws.example.com).",
+    )
+    verify_tls = models.BooleanField("verify TLS certificates", default=True)
+    embedded = models.BooleanField(
+        default=False, editable=False, help_text="The simulator inside this desk; its URL follows rundesk."
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AgentLogin(models.Model):
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    OFFLINE = "offline"
+    CONNECTIONS = [(CONNECTED, "Connected"), (RECONNECTING, "Reconnecting"), (OFFLINE, "Offline")]
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent_login"
+    )
+    server = models.ForeignKey(VoiceServer, on_delete=models.PROTECT, related_name="agent_logins")
+    username = models.CharField("Voice API username", max_length=150)
+    password = EncryptedTextField("Voice API password")
+    place = models.CharField(max_length=100, blank=True)
+    dn = models.CharField("DN", max_length=32, blank=True)
+    enabled = models.BooleanField(default=True)
+    connection = models.CharField(max_length=20, choices=CONNECTIONS, default=OFFLINE, editable=False)
+    agent_state = models.CharField(max_length=20, default="LoggedOut", editable=False)
+    state_reason = models.CharField(max_length=64, blank=True, editable=False)
+    state_since = models.DateTimeField(default=timezone.now, editable=False)
+    # The session worker's bookkeeping: whether a session should run, and which worker holds it.
+    wanted = models.BooleanField(default=False, editable=False)
+    worker = models.CharField(max_length=100, blank=True, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.server} ({self.username})"
+
+
+class LiveCall(models.Model):
+    """The current state of one live call as the agent's Voice API last described it."""
+
+    login = models.ForeignKey(AgentLogin, on_delete=models.CASCADE, related_name="live_calls")
+    call_id = models.CharField(max_length=100)
+    state = models.CharField(max_length=20)
+    call_type = models.CharField(max_length=20)
+    parent_call_id = models.CharField(max_length=100, blank=True)
+    participants = models.JSONField(default=list)
+    capabilities = models.JSONField(default=list)
+    user_data = models.JSONField(default=dict)
+    muted = models.BooleanField(default=False)
+    dnis = models.CharField(max_length=32, blank=True)
+    started_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["login", "call_id"], name="one_live_call_per_id")]
+
+    def __str__(self) -> str:
+        return f"{self.call_id} ({self.state})"
+
+    def offers(self, operation: str) -> bool:
+        return operation in self.capabilities
+
+
+class CallRecord(models.Model):
+    """One call in the agent's history: written when first seen, closed when released."""
+
+    login = models.ForeignKey(AgentLogin, on_delete=models.CASCADE, related_name="call_records")
+    call_id = models.CharField(max_length=100)
+    call_type = models.CharField(max_length=20)
+    dnis = models.CharField(max_length=32, blank=True)
+    parties = models.JSONField(default=list)
+    user_data = models.JSONField(default=dict)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration = models.PositiveIntegerField(default=0)
+    final_state = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["login", "call_id"], name="one_record_per_call")]
+
+    def __str__(self) -> str:
+        return f"{self.call_id} {self.started_at:%Y-%m-%d %H:%M}"

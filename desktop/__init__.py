@@ -1,0 +1,1 @@
+"""The Switchboard project package and the agent-facing web: settings, ASGI routing, pages."""

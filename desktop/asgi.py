@@ -1,0 +1,75 @@
+"""The desk's ASGI application: HTTP (with static files and the embedded simulator), WebSocket, workers.
+
+Serve it with `python manage.py rundesk` or `daphne desktop.asgi:application`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "desktop.settings")
+# Sets up Django (apps, settings) before anything below imports models.
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.utils.module_loading import import_string  # noqa: E402
+
+from desktop.routing import channel_routes, websocket_urlpatterns  # noqa: E402
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class PrefixMount:
+    """Sends requests under ``prefix`` to ``mounted``, everything else to ``default``.
+
+    Per the ASGI spec (as WSGI's SCRIPT_NAME/PATH_INFO), the mounted app sees the prefix in
+    ``root_path`` and the rest in ``path``, so it can build its own absolute URLs.
+    """
+
+    def __init__(self, prefix: str, mounted: ASGIApp, default: ASGIApp):
+        self.prefix = "/" + prefix.strip("/")
+        self.mounted = mounted
+        self.default = default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            inner = dict(scope)
+            inner["root_path"] = scope.get("root_path", "") + self.prefix
+            inner["path"] = path[len(self.prefix) :] or "/"
+            await self.mounted(inner, receive, send)
+        else:
+            await self.default(scope, receive, send)
+
+
+def build_http_app(django_app: ASGIApp) -> ASGIApp:
+    """Django behind the static files handler, and the simulator under /sim/ when it is enabled."""
+    app: ASGIApp = ASGIStaticFilesHandler(django_app)
+    if settings.SIMULATOR_ENABLED:
+        simulator_app = import_string(settings.SIMULATOR_ASGI_FACTORY)(
+            prefix="/sim",
+            control_enabled=settings.SIMULATOR_CONTROL_ENABLED,
+            answer_delay_ms=settings.SIMULATOR_ANSWER_DELAY_MS,
+        )
+        app = PrefixMount("/sim", simulator_app, app)
+    return app
+
+
+application = ProtocolTypeRouter(
+    {
+        "http": build_http_app(django_asgi_app),
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "channel": ChannelNameRouter(channel_routes),
+    }
+)

@@ -1,0 +1,135 @@
+"""The desk's pages and the thin views behind its controls, and the health check.
+
+Views authenticate, hand the request to ``calls.actions`` (which authorizes and validates) and
+answer 204, or a toast with the refusal; call cards change when the Voice API's notification
+arrives over the WebSocket, never from an action's response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from calls import actions, fragments
+from calls.actions import ActionRefused
+from calls.models import AgentLogin
+from desktop.routing import channel_routes
+
+CHANNEL_LAYER_TIMEOUT_S = 2.0
+
+
+def _check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return "ok"
+
+
+async def _check_channel_layer() -> str:
+    """A message round trip through the layer: proves Redis (when used) is reachable and serving."""
+    layer = get_channel_layer()
+    if layer is None:
+        return "error: no channel layer configured"
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "healthz.ping"})
+    message = await asyncio.wait_for(layer.receive(channel), CHANNEL_LAYER_TIMEOUT_S)
+    return "ok" if message.get("type") == "healthz.ping" else "error: wrong message came back"
+
+
+def _error(exc: BaseException) -> str:
+    return f"error: {type(exc).__name__}: {exc}".rstrip(": ")
+
+
+@never_cache
+@require_GET
+async def healthz(request: HttpRequest) -> JsonResponse:
+    try:
+        database = await sync_to_async(_check_database)()
+    except Exception as exc:
+        database = _error(exc)
+    try:
+        channel_layer = await _check_channel_layer()
+    except Exception as exc:
+        channel_layer = _error(exc)
+    body = {
+        "status": "ok" if database == channel_layer == "ok" else "error",
+        "database": database,
+        "channel_layer": channel_layer,
+        "simulator": "embedded" if settings.SIMULATOR_ENABLED else "off",
+        # Which worker channels this deployment serves; live worker counts come with the workers.
+        "session_workers": {"routes": sorted(channel_routes)},
+    }
+    return JsonResponse(body, status=200 if body["status"] == "ok" else 503)
+
+
+def _toast(message: str, status: int) -> HttpResponse:
+    """A refusal the agent sees in ``#toasts``; the card itself is left to the server's truth."""
+    html = render_to_string("desktop/toast.html", {"message": message})
+    return HttpResponse(html, status=status)
+
+
+@login_required
+@require_GET
+@never_cache
+async def desk(request: HttpRequest) -> HttpResponse:
+    user = await request.auser()
+    login = await _page_login(user.pk)
+    return render(request, "desktop/desk.html", {"login": login, **(await _page_fragments(login))})
+
+
+@database_sync_to_async
+def _page_login(user_id: int) -> AgentLogin | None:
+    return AgentLogin.objects.select_related("server", "user").filter(user_id=user_id, enabled=True).first()
+
+
+@database_sync_to_async
+def _page_fragments(login: AgentLogin | None) -> dict[str, Any]:
+    if login is None:
+        return {}
+    return {
+        "agent_state_html": fragments.agent_state(login, oob=False),
+        "connection_html": fragments.connection(login, oob=False),
+        "calls_html": fragments.calls_region(login, oob=False),
+    }
+
+
+async def _act(request: HttpRequest, action: Any) -> HttpResponse:
+    if not (await request.auser()).is_authenticated:
+        return _toast("Your desk session has ended: log in again.", 401)
+    try:
+        await action
+    except ActionRefused as exc:
+        return _toast(exc.message, exc.status)
+    return HttpResponse(status=204)
+
+
+@require_POST
+async def call_operation(request: HttpRequest, call_id: str) -> HttpResponse:
+    user = await request.auser()
+    return await _act(
+        request, actions.call_operation(user, call_id, request.POST.get("operation", ""), request.POST)
+    )
+
+
+@require_POST
+async def agent_operation(request: HttpRequest) -> HttpResponse:
+    user = await request.auser()
+    operation = request.POST.get("operation", "")
+    return await _act(request, actions.agent_operation(user, operation, request.POST.get("reason", "")))
+
+
+@require_POST
+async def dial(request: HttpRequest) -> HttpResponse:
+    user = await request.auser()
+    return await _act(request, actions.dial(user, request.POST))

@@ -1,0 +1,159 @@
+"""The control API: how tests, demos and training scripts play the outside world.
+
+Places calls from remote parties, answers and hangs up as them, changes the switch's timing,
+adds agents, shows the whole switch, resets it, and injects faults. Off unless enabled.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .bayeux import BayeuxServer
+from .switch import Switch, SwitchError
+from .web import HttpError, Request, Response, Router
+
+MAX_FAULT_MS = 10 * 60 * 1000
+
+
+@dataclass(slots=True)
+class Faults:
+    """Fault injection for the vendor surfaces (never for the control API itself)."""
+
+    http_status: int = 0
+    http_status_until: float = 0.0
+    delay_ms: int = 0
+    delay_until: float = 0.0
+
+    def status_now(self) -> int:
+        return self.http_status if time.monotonic() < self.http_status_until else 0
+
+    def delay_now(self) -> float:
+        return self.delay_ms / 1000 if time.monotonic() < self.delay_until else 0.0
+
+    def clear(self) -> None:
+        self.http_status = self.delay_ms = 0
+        self.http_status_until = self.delay_until = 0.0
+
+
+def _bad(message: str) -> HttpError:
+    return HttpError(400, {"error": message})
+
+
+def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = request.json()
+    except HttpError as exc:
+        raise _bad(exc.body["statusMessage"]) from exc
+    if not isinstance(body, dict):
+        raise _bad("the body must be a JSON object")
+    return body
+
+
+def _number(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        raise _bad(f"{name} is required")
+    return value
+
+
+def _milliseconds(body: dict[str, Any], name: str, *, nullable: bool = False) -> int | None:
+    value = body[name]
+    if value is None and nullable:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_FAULT_MS:
+        raise _bad(f"{name} must be a whole number of milliseconds from 0 to {MAX_FAULT_MS}")
+    return value
+
+
+class Control:
+    def __init__(self, switch: Switch, bayeux: BayeuxServer, faults: Faults) -> None:
+        self.switch = switch
+        self.bayeux = bayeux
+        self.faults = faults
+
+    def routes(self, router: Router) -> None:
+        router.add("POST", "/control/calls", self.place_call)
+        router.add("POST", "/control/parties/{number}/answer", self.answer)
+        router.add("POST", "/control/parties/{number}/hangup", self.hangup)
+        router.add("PUT", "/control/settings", self.settings)
+        router.add("POST", "/control/directory", self.directory)
+        router.add("GET", "/control/state", self.state)
+        router.add("POST", "/control/reset", self.reset)
+        router.add("POST", "/control/faults", self.inject)
+
+    async def place_call(self, request: Request) -> Response:
+        body = _body(request)
+        origin, destination = _number(body, "from"), _number(body, "to")
+        user_data = body.get("userData") or {}
+        if not isinstance(user_data, dict):
+            raise _bad("userData must be a JSON object")
+        try:
+            call = self.switch.place_call(origin, destination, user_data)
+        except SwitchError as exc:
+            raise _bad(str(exc)) from exc
+        return Response(201, {"id": call.id})
+
+    async def answer(self, request: Request) -> Response:
+        return Response(body={"answered": self.switch.answer_party(request.params["number"])})
+
+    async def hangup(self, request: Request) -> Response:
+        return Response(body={"hungUp": self.switch.hangup_party(request.params["number"])})
+
+    async def settings(self, request: Request) -> Response:
+        body = _body(request)
+        unknown = set(body) - {"answer_delay_ms", "ringing_timeout_ms"}
+        if unknown:
+            raise _bad(f"unknown settings: {', '.join(sorted(unknown))}")
+        if "answer_delay_ms" in body:
+            self.switch.settings.answer_delay_ms = _milliseconds(body, "answer_delay_ms", nullable=True)
+        if "ringing_timeout_ms" in body:
+            self.switch.settings.ringing_timeout_ms = _milliseconds(body, "ringing_timeout_ms") or 0
+        return Response(body=self.switch.state()["settings"])
+
+    async def directory(self, request: Request) -> Response:
+        body = _body(request)
+        try:
+            agent = self.switch.add_agent(
+                _number(body, "login"),
+                _number(body, "password"),
+                _number(body, "dn"),
+                body.get("dialect", "genesys"),
+            )
+        except SwitchError as exc:
+            raise _bad(str(exc)) from exc
+        return Response(201, {"login": agent.login, "dn": agent.dn, "dialect": agent.dialect})
+
+    async def state(self, request: Request) -> Response:
+        return Response(body=self.switch.state())
+
+    async def reset(self, request: Request) -> Response:
+        self.switch.reset()
+        self.faults.clear()
+        return Response(body={"reset": True})
+
+    async def inject(self, request: Request) -> Response:
+        body = _body(request)
+        unknown = set(body) - {"drop_cometd_sessions", "http_status", "for_ms", "delay_ms", "clear"}
+        if unknown or not body:
+            raise _bad(f"unknown or missing faults: {', '.join(sorted(unknown)) or 'none given'}")
+        answer: dict[str, Any] = {}
+        if body.get("clear"):
+            self.faults.clear()
+        if body.get("drop_cometd_sessions"):
+            answer["dropped"] = self.bayeux.drop_all()
+        until = time.monotonic() + (_milliseconds(body, "for_ms") or 0) / 1000 if "for_ms" in body else None
+        if "http_status" in body:
+            status = body["http_status"]
+            if not isinstance(status, int) or not 400 <= status <= 599:
+                raise _bad("http_status must be an HTTP error status from 400 to 599")
+            if until is None:
+                raise _bad("http_status needs for_ms")
+            self.faults.http_status, self.faults.http_status_until = status, until
+        if "delay_ms" in body:
+            self.faults.delay_ms = _milliseconds(body, "delay_ms") or 0
+            self.faults.delay_until = until if until is not None else float("inf")
+        return Response(body={"faults": answer or "set"})

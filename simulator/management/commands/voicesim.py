@@ -1,0 +1,57 @@
+"""`manage.py voicesim`: the Voice API simulator on its own port, without the desk or a database."""
+
+from __future__ import annotations
+
+# Daphne installs Twisted's asyncio reactor on import; it must come before anything imports Twisted.
+from daphne.server import Server  # isort: skip
+
+from typing import Any
+
+from daphne.endpoints import build_endpoint_description_strings
+from django.core.management.base import BaseCommand, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Serves the Voice API simulator (Genesys, Huawei and the control API) over HTTP."
+    # The simulator stands alone: no system checks of the desk, no database.
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+        parser.add_argument("--port", type=int, default=8090, help="TCP port (default 8090)")
+        parser.add_argument(
+            "--prefix", default="", help='path prefix to serve under, e.g. "/sim" (default none)'
+        )
+        parser.add_argument(
+            "--no-control", dest="control_enabled", action="store_false", help="turn the control API off"
+        )
+        parser.add_argument(
+            "--answer-delay-ms",
+            type=int,
+            default=1500,
+            help="how long desk phones and outside parties take to answer (default 1500)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from simulator.asgi import build_app
+
+        host: str = options["host"]
+        app = build_app(
+            prefix=options["prefix"],
+            control_enabled=options["control_enabled"],
+            answer_delay_ms=options["answer_delay_ms"],
+        )
+
+        def ready() -> None:
+            port = server.listening_addresses[0][1] if server.listening_addresses else options["port"]
+            shown = f"[{host}]" if ":" in host else host
+            self.stdout.write(f"Voice API simulator listening on http://{shown}:{port}/")
+            self.stdout.flush()
+
+        server = Server(
+            application=app,
+            endpoints=build_endpoint_description_strings(host=host, port=options["port"]),
+            ready_callable=ready,
+            verbosity=options["verbosity"],
+        )
+        server.run()

@@ -1,0 +1,731 @@
+"""The switch model: directory numbers, agents, calls, legs, consult links, conferences, user data.
+
+One model underneath every dialect. A call is a set of legs, one per number on it; each agent sees
+its own view of a call (its leg's state, the other parties, whether the call is a consult it
+started). Dialects (``genesys``, later ``huawei``) render those views in their own wire format
+and decide which operations a view offers; the switch only knows what is physically possible.
+
+Every change is announced to the listeners as ``CallEvent`` / ``AgentEvent`` values, in the
+order the vendors' documents show them. After each operation the switch also re-announces, as a
+plain status change, any other view of the involved agents that changed as a side effect
+(a call that lost its held partner no longer offers SwapCalls), so no client keeps stale state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("switchboard.simulator")
+
+INTERNAL_RANGES = ((5000, 5099), (6000, 6199), (15000, 15099))
+
+RINGING = "Ringing"
+DIALING = "Dialing"
+ESTABLISHED = "Established"
+HELD = "Held"
+RELEASED = "Released"
+
+LIVE_STATES = (RINGING, DIALING, ESTABLISHED, HELD)
+
+TRANSFER = "transfer"
+CONFERENCE = "conference"
+
+STATUS_CHANGE = "StatusChange"
+PARTICIPANTS_UPDATED = "ParticipantsUpdated"
+ATTACHED_DATA_CHANGED = "AttachedDataChanged"
+DTMF_SENT = "DtmfSent"
+
+SEEDED_DIRECTORY = (
+    ("agent1", "agent1", "5005", "genesys"),
+    ("agent2", "agent2", "5001", "genesys"),
+    ("agent4", "agent4", "15000", "genesys"),
+    ("101", "agent101", "6101", "huawei"),
+    ("102", "agent102", "6102", "huawei"),
+)
+
+_BASE32 = "0123456789ABCDEFGHIJKLMNOPQRSTUV"
+
+
+def is_internal(number: str) -> bool:
+    return number.isdigit() and any(low <= int(number) <= high for low, high in INTERNAL_RANGES)
+
+
+def is_dialable(number: str) -> bool:
+    """Digits with an optional leading ``+``, or ``*``/``#`` service codes; 2 to 32 characters."""
+    body = number[1:] if number.startswith("+") else number
+    return 2 <= len(number) <= 32 and bool(body) and all(ch.isdigit() or ch in "*#" for ch in body)
+
+
+class SwitchError(Exception):
+    """An operation the switch cannot carry out in the current state; the message is for the agent."""
+
+    def __init__(self, message: str, *, not_found: bool = False):
+        super().__init__(message)
+        self.not_found = not_found
+
+
+@dataclass(slots=True)
+class Agent:
+    login: str
+    password: str
+    dn: str
+    dialect: str
+    device_id: str = ""
+    logged_in: bool = False
+    state: str = "LoggedOut"
+    reason: str = ""
+    do_not_disturb: bool = False
+    forward_to: str = ""
+    place: str = ""
+
+    def __post_init__(self) -> None:
+        # Stable across resets, so a client that cached its device keeps a valid one.
+        if not self.device_id:
+            self.device_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"switchboard-device/{self.login}"))
+
+
+@dataclass(slots=True)
+class Leg:
+    number: str
+    state: str
+    joined: float
+    muted: bool = False
+    # What this party saw when it left: a released view still names the parties it had.
+    final_others: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class ConsultLink:
+    owner: str
+    parent_id: str
+    kind: str
+
+
+@dataclass(slots=True)
+class Call:
+    id: str
+    conn_id: str
+    dnis: str
+    origin: str
+    created: float
+    legs: dict[str, Leg] = field(default_factory=dict)
+    user_data: dict[str, Any] = field(default_factory=dict)
+    consult: ConsultLink | None = None
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+
+    def live_legs(self) -> list[Leg]:
+        return [leg for leg in self.legs.values() if leg.state in LIVE_STATES]
+
+    def others(self, number: str) -> list[str]:
+        """The other live parties, the one who joined last first (as the documents list them)."""
+        legs = sorted(self.live_legs(), key=lambda leg: leg.joined, reverse=True)
+        return [leg.number for leg in legs if leg.number != number]
+
+
+@dataclass(frozen=True, slots=True)
+class CallView:
+    """One agent's view of one call: everything a dialect needs to render or authorize it."""
+
+    call_id: str
+    conn_id: str
+    dn: str
+    state: str
+    call_type: str
+    participants: tuple[str, ...]
+    dnis: str
+    duration: int
+    muted: bool
+    user_data: tuple[tuple[str, Any], ...]
+    parent_id: str | None
+    consult_kind: str | None
+    partner_held: bool
+    partner_id: str | None
+    conference: bool
+
+    def signature(self) -> tuple[Any, ...]:
+        return (
+            self.state,
+            self.participants,
+            self.muted,
+            self.user_data,
+            self.parent_id,
+            self.partner_held,
+            self.conference,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    agent: Agent
+    view: CallView
+    notification_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEvent:
+    agent: Agent
+
+
+Listener = Callable[[CallEvent | AgentEvent], None]
+
+
+@dataclass(slots=True)
+class Settings:
+    answer_delay_ms: int | None = 1500
+    ringing_timeout_ms: int = 30000
+
+
+class Switch:
+    """The whole simulated site. Not thread-safe: it lives on one event loop."""
+
+    def __init__(self, *, answer_delay_ms: int | None = 1500, ringing_timeout_ms: int = 30000) -> None:
+        self.settings = Settings(answer_delay_ms=answer_delay_ms, ringing_timeout_ms=ringing_timeout_ms)
+        self._initial_settings = Settings(
+            answer_delay_ms=answer_delay_ms, ringing_timeout_ms=ringing_timeout_ms
+        )
+        self.listeners: list[Listener] = []
+        self.agents: dict[str, Agent] = {}
+        self.calls: dict[str, Call] = {}
+        self._id_prefix = "".join(secrets.choice(_BASE32) for _ in range(26))
+        self._counter = itertools.count(1)
+        self._sent: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self.reset()
+
+    # -- directory -------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to the seeded directory, no calls, the settings the switch was started with."""
+        for call in list(self.calls.values()):
+            self._cancel_timers(call)
+        self.calls.clear()
+        self.agents.clear()
+        self._sent.clear()
+        self.settings = Settings(
+            answer_delay_ms=self._initial_settings.answer_delay_ms,
+            ringing_timeout_ms=self._initial_settings.ringing_timeout_ms,
+        )
+        for login, password, dn, dialect in SEEDED_DIRECTORY:
+            self.add_agent(login, password, dn, dialect)
+
+    def add_agent(self, login: str, password: str, dn: str, dialect: str) -> Agent:
+        if not login or not password:
+            raise SwitchError("login and password are required")
+        if not is_internal(dn):
+            raise SwitchError(f"DN {dn!r} is not an internal number (5000-5099, 6000-6199, 15000-15099)")
+        if dialect not in ("genesys", "huawei"):
+            raise SwitchError(f"unknown dialect {dialect!r}")
+        owner = self.agent_on(dn)
+        if owner and owner.login != login:
+            raise SwitchError(f"DN {dn} already belongs to {owner.login}")
+        agent = Agent(login=login, password=password, dn=dn, dialect=dialect)
+        self.agents[login] = agent
+        return agent
+
+    def agent_on(self, dn: str) -> Agent | None:
+        return next((agent for agent in self.agents.values() if agent.dn == dn), None)
+
+    def _ringing_agent(self, number: str) -> Agent | None:
+        """The agent whose device rings for calls to ``number``: logged in to a contact-center session."""
+        agent = self.agent_on(number)
+        return agent if agent and agent.logged_in else None
+
+    # -- ids and views ---------------------------------------------------------------------
+
+    def _new_ids(self) -> tuple[str, str]:
+        n = next(self._counter)
+        suffix = ""
+        for _ in range(6):
+            n, rem = divmod(n, 32)
+            suffix = _BASE32[rem] + suffix
+        return self._id_prefix + suffix, f"007102{secrets.token_hex(5)}"
+
+    def call_for(self, agent: Agent, call_id: str) -> Call:
+        """The agent's own live call, else ``SwitchError(not_found=True)``: others' calls do not exist."""
+        call = self.calls.get(call_id)
+        leg = call.legs.get(agent.dn) if call else None
+        if call is None or leg is None or leg.state == RELEASED:
+            raise SwitchError(f"Call {call_id} not found", not_found=True)
+        return call
+
+    def calls_of(self, agent: Agent) -> list[Call]:
+        return [
+            call
+            for call in self.calls.values()
+            if agent.dn in call.legs and call.legs[agent.dn].state in LIVE_STATES
+        ]
+
+    def view(self, agent: Agent, call: Call) -> CallView:
+        leg = call.legs[agent.dn]
+        others = call.others(agent.dn) if leg.state != RELEASED else leg.final_others
+        partner = self._partner(agent, call)
+        if call.consult and call.consult.owner == agent.dn:
+            call_type = "Consult"
+        elif all(is_internal(leg.number) for leg in call.legs.values()):
+            call_type = "Internal"
+        elif is_internal(call.origin):
+            call_type = "Outbound"
+        else:
+            call_type = "Inbound"
+        return CallView(
+            call_id=call.id,
+            conn_id=call.conn_id,
+            dn=agent.dn,
+            state=leg.state,
+            call_type=call_type,
+            participants=tuple(others),
+            dnis=call.dnis,
+            duration=int(time.monotonic() - call.created),
+            muted=leg.muted,
+            user_data=tuple(call.user_data.items()),
+            parent_id=call.consult.parent_id if call.consult and call.consult.owner == agent.dn else None,
+            consult_kind=call.consult.kind if call.consult and call.consult.owner == agent.dn else None,
+            partner_held=partner is not None and partner.legs[agent.dn].state == HELD,
+            partner_id=partner.id if partner else None,
+            conference=leg.state != RELEASED and len(others) >= 2,
+        )
+
+    def _partner(self, agent: Agent, call: Call) -> Call | None:
+        """The other call this one can be swapped with or completed into: its consult parent, or the
+        agent's one other live call (a second call dialled while the first is held, as in seed 003)."""
+        if call.legs[agent.dn].state == RELEASED:
+            return None
+        if call.consult and call.consult.owner == agent.dn:
+            parent = self.calls.get(call.consult.parent_id)
+            if parent and parent.legs.get(agent.dn) and parent.legs[agent.dn].state in LIVE_STATES:
+                return parent
+        others = [c for c in self.calls_of(agent) if c.id != call.id]
+        for other in others:
+            if other.consult and other.consult.owner == agent.dn and other.consult.parent_id == call.id:
+                return other
+        return others[0] if len(others) == 1 else None
+
+    # -- announcing ------------------------------------------------------------------------
+
+    def _emit(self, agent: Agent, call: Call, notification_type: str) -> None:
+        view = self.view(agent, call)
+        key = (agent.login, call.id)
+        if view.state == RELEASED:
+            self._sent.pop(key, None)
+        else:
+            self._sent[key] = view.signature()
+        self._publish(CallEvent(agent=agent, view=view, notification_type=notification_type))
+
+    def _publish(self, event: CallEvent | AgentEvent) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("simulator listener failed on %s", type(event).__name__)
+
+    def _announce(self, steps: Iterable[tuple[str, Call, str]]) -> None:
+        """Emit the documented notifications in order, then any side-effect change of the same agents."""
+        touched: set[str] = set()
+        for number, call, notification_type in steps:
+            agent = self.agent_on(number)
+            if agent is None or number not in call.legs or not self._sees(agent, call):
+                continue
+            touched.add(agent.login)
+            self._emit(agent, call, notification_type)
+        self._settle(touched)
+
+    def _sees(self, agent: Agent, call: Call) -> bool:
+        """An agent sees the calls of its DN while logged in, and to their end any call it was shown."""
+        return agent.logged_in or (agent.login, call.id) in self._sent
+
+    def visible_calls(self, agent: Agent) -> list[Call]:
+        return [call for call in self.calls_of(agent) if self._sees(agent, call)]
+
+    def _settle(self, logins: Iterable[str]) -> None:
+        for login in logins:
+            agent = self.agents.get(login)
+            if agent is None:
+                continue
+            for call in self.visible_calls(agent):
+                key = (agent.login, call.id)
+                if self._sent.get(key) != self.view(agent, call).signature():
+                    self._emit(agent, call, STATUS_CHANGE)
+
+    def _agents_on(self, call: Call) -> list[str]:
+        return [number for number in call.legs if self.agent_on(number)]
+
+    # -- placing calls -----------------------------------------------------------------------
+
+    def place_call(self, origin: str, destination: str, user_data: dict[str, Any] | None = None) -> Call:
+        """A call from ``origin`` (an outside party, a desk phone or an agent's DN) to ``destination``."""
+        if not is_dialable(origin) or not is_dialable(destination):
+            raise SwitchError("from and to must be phone numbers")
+        if origin == destination:
+            raise SwitchError("a number cannot call itself")
+        caller_agent = self._ringing_agent(origin)
+        now = time.monotonic()
+        call_id, conn_id = self._new_ids()
+        call = Call(id=call_id, conn_id=conn_id, dnis=destination, origin=origin, created=now)
+        call.user_data.update(user_data or {})
+        call.legs[origin] = Leg(origin, DIALING if caller_agent else ESTABLISHED, now)
+        self.calls[call.id] = call
+        steps: list[tuple[str, Call, str]] = [(origin, call, STATUS_CHANGE)] if caller_agent else []
+        steps += self._ring(call, destination)
+        self._announce(steps)
+        return call
+
+    def _ring(self, call: Call, number: str) -> list[tuple[str, Call, str]]:
+        """Add ``number`` to the call as a ringing party; an agent's device rings, anything else
+        answers by itself after the answer delay. Returns the notifications to announce."""
+        call.legs[number] = Leg(number, RINGING, time.monotonic())
+        loop = asyncio.get_event_loop()
+        agent = self._ringing_agent(number)
+        if agent is None and self.settings.answer_delay_ms is not None:
+            delay = self.settings.answer_delay_ms / 1000
+            call.timers.append(loop.call_later(delay, self._auto_answer, call.id, number))
+        timeout = self.settings.ringing_timeout_ms / 1000
+        call.timers.append(loop.call_later(timeout, self._ringing_timeout, call.id, number))
+        return [(number, call, STATUS_CHANGE)] if agent else []
+
+    def _auto_answer(self, call_id: str, number: str) -> None:
+        call = self.calls.get(call_id)
+        if call and number in call.legs and call.legs[number].state == RINGING:
+            self._announce(self._answer_leg(call, number))
+
+    def _ringing_timeout(self, call_id: str, number: str) -> None:
+        call = self.calls.get(call_id)
+        if call and number in call.legs and call.legs[number].state == RINGING:
+            self._announce(self._leave(call, number))
+
+    def _answer_leg(self, call: Call, number: str) -> list[tuple[str, Call, str]]:
+        call.legs[number].state = ESTABLISHED
+        steps: list[tuple[str, Call, str]] = [(number, call, STATUS_CHANGE)]
+        for other in call.live_legs():
+            if other.number != number and other.state == DIALING:
+                other.state = ESTABLISHED
+                steps.append((other.number, call, STATUS_CHANGE))
+        conferenced = len(call.live_legs()) > 2
+        for other in call.live_legs():
+            if other.number != number and other.state in (ESTABLISHED, HELD) and conferenced:
+                steps.append((other.number, call, PARTICIPANTS_UPDATED))
+        return steps
+
+    # -- leaving and ending ------------------------------------------------------------------
+
+    def _release_leg(self, call: Call, number: str) -> None:
+        leg = call.legs[number]
+        leg.final_others = tuple(call.others(number))
+        leg.state = RELEASED
+
+    def _leave(self, call: Call, number: str) -> list[tuple[str, Call, str]]:
+        """``number`` leaves the call; with fewer than two parties left the call ends for everyone."""
+        self._release_leg(call, number)
+        steps: list[tuple[str, Call, str]] = [(number, call, STATUS_CHANGE)]
+        remaining = call.live_legs()
+        if len(remaining) < 2:
+            for leg in remaining:
+                self._release_leg(call, leg.number)
+                steps.append((leg.number, call, STATUS_CHANGE))
+            self._end(call)
+        else:
+            steps += [(leg.number, call, PARTICIPANTS_UPDATED) for leg in remaining]
+        return steps
+
+    def _end(self, call: Call) -> None:
+        self._cancel_timers(call)
+        self.calls.pop(call.id, None)
+
+    def _finish(self, steps: list[tuple[str, Call, str]]) -> None:
+        """Announce, then drop released legs of calls that go on, so views list only live parties."""
+        self._announce(steps)
+        for call in {id(c): c for _, c, _ in steps}.values():
+            for number in [n for n, leg in call.legs.items() if leg.state == RELEASED]:
+                if call.id in self.calls:
+                    del call.legs[number]
+
+    @staticmethod
+    def _cancel_timers(call: Call) -> None:
+        for timer in call.timers:
+            timer.cancel()
+        call.timers.clear()
+
+    # -- agent operations on calls -------------------------------------------------------------
+
+    def answer(self, agent: Agent, call: Call) -> None:
+        self._require(call.legs[agent.dn].state == RINGING, "Only a ringing call can be answered")
+        self._finish(self._answer_leg(call, agent.dn))
+
+    def answer_party(self, number: str) -> int:
+        """A remote party or a DN's phone answers every call ringing for it."""
+        ringing = [c for c in self.calls.values() if number in c.legs and c.legs[number].state == RINGING]
+        for call in ringing:
+            self._finish(self._answer_leg(call, number))
+        return len(ringing)
+
+    def hangup_party(self, number: str) -> int:
+        """A party hangs up every call it is on."""
+        on = [
+            c for c in list(self.calls.values()) if number in c.legs and c.legs[number].state in LIVE_STATES
+        ]
+        for call in on:
+            self._finish(self._leave(call, number))
+        return len(on)
+
+    def hangup(self, agent: Agent, call: Call) -> None:
+        self._finish(self._leave(call, agent.dn))
+
+    def hold(self, agent: Agent, call: Call) -> None:
+        self._require(call.legs[agent.dn].state == ESTABLISHED, "Only an established call can be held")
+        call.legs[agent.dn].state = HELD
+        self._finish([(agent.dn, call, STATUS_CHANGE)])
+
+    def retrieve(self, agent: Agent, call: Call) -> None:
+        self._require(call.legs[agent.dn].state == HELD, "Only a held call can be retrieved")
+        steps = self._hold_others(agent, call.id)
+        call.legs[agent.dn].state = ESTABLISHED
+        self._finish([*steps, (agent.dn, call, STATUS_CHANGE)])
+
+    def _hold_others(self, agent: Agent, keep_id: str = "") -> list[tuple[str, Call, str]]:
+        """An agent talks on one call at a time: retrieving or dialling holds the one that was active."""
+        steps: list[tuple[str, Call, str]] = []
+        for other in self.calls_of(agent):
+            if other.id != keep_id and other.legs[agent.dn].state == ESTABLISHED:
+                other.legs[agent.dn].state = HELD
+                steps.append((agent.dn, other, STATUS_CHANGE))
+        return steps
+
+    def dial(self, agent: Agent, destination: str, user_data: dict[str, Any] | None = None) -> Call:
+        self._require(is_dialable(destination), f"{destination!r} is not a number that can be dialled")
+        self._require(destination != agent.dn, "An agent cannot dial its own DN")
+        steps = self._hold_others(agent)
+        now = time.monotonic()
+        call_id, conn_id = self._new_ids()
+        call = Call(id=call_id, conn_id=conn_id, dnis=destination, origin=agent.dn, created=now)
+        call.user_data.update(user_data or {})
+        call.legs[agent.dn] = Leg(agent.dn, DIALING, now)
+        self.calls[call.id] = call
+        steps.append((agent.dn, call, STATUS_CHANGE))
+        steps += self._ring(call, destination)
+        self._finish(steps)
+        return call
+
+    def initiate(
+        self, agent: Agent, parent: Call, destination: str, kind: str, user_data: dict[str, Any]
+    ) -> Call:
+        """Two-step transfer or conference: hold the call, dial a consult call linked to it."""
+        self._require(parent.legs[agent.dn].state in (ESTABLISHED, HELD), "The call is not connected")
+        self._require(is_dialable(destination), f"{destination!r} is not a number that can be dialled")
+        self._require(destination != agent.dn, "An agent cannot consult its own DN")
+        self._require(destination not in parent.legs, f"{destination} is already on this call")
+        steps: list[tuple[str, Call, str]] = []
+        if parent.legs[agent.dn].state == ESTABLISHED:
+            parent.legs[agent.dn].state = HELD
+            steps.append((agent.dn, parent, STATUS_CHANGE))
+        now = time.monotonic()
+        call_id, conn_id = self._new_ids()
+        consult = Call(id=call_id, conn_id=conn_id, dnis=destination, origin=agent.dn, created=now)
+        consult.user_data.update(parent.user_data)
+        consult.user_data.update(user_data)
+        consult.consult = ConsultLink(owner=agent.dn, parent_id=parent.id, kind=kind)
+        consult.legs[agent.dn] = Leg(agent.dn, DIALING, now)
+        self.calls[consult.id] = consult
+        steps.append((agent.dn, consult, STATUS_CHANGE))
+        steps += self._ring(consult, destination)
+        self._finish(steps)
+        return consult
+
+    def _pair(self, agent: Agent, call: Call) -> tuple[Call, Call]:
+        """(the held/original call, the consult or second call) for completing a transfer or conference."""
+        partner = self._partner(agent, call)
+        self._require(partner is not None, "There is no other call to complete with")
+        assert partner is not None
+        if call.consult and call.consult.owner == agent.dn and call.consult.parent_id == partner.id:
+            return partner, call
+        if partner.consult and partner.consult.owner == agent.dn and partner.consult.parent_id == call.id:
+            return call, partner
+        held_first = call.legs[agent.dn].state == HELD
+        return (call, partner) if held_first else (partner, call)
+
+    def complete_transfer(self, agent: Agent, call: Call) -> None:
+        """The original call's parties join the consult call; the agent leaves both (seed 002)."""
+        original, consult = self._pair(agent, call)
+        movers = [leg for leg in original.live_legs() if leg.number != agent.dn]
+        self._release_leg(original, agent.dn)
+        self._release_leg(consult, agent.dn)
+        steps: list[tuple[str, Call, str]] = [
+            (agent.dn, original, STATUS_CHANGE),
+            (agent.dn, consult, STATUS_CHANGE),
+        ]
+        for leg in movers:
+            self._release_leg(original, leg.number)
+            steps.append((leg.number, original, STATUS_CHANGE))
+            consult.legs[leg.number] = Leg(leg.number, ESTABLISHED, time.monotonic(), muted=leg.muted)
+        for key, value in original.user_data.items():
+            consult.user_data.setdefault(key, value)
+        self._end(original)
+        if len(consult.live_legs()) < 2:
+            steps += [(leg.number, consult, STATUS_CHANGE) for leg in consult.live_legs()]
+            for leg in consult.live_legs():
+                self._release_leg(consult, leg.number)
+            self._end(consult)
+        else:
+            steps += [(leg.number, consult, PARTICIPANTS_UPDATED) for leg in consult.live_legs()]
+        self._finish(steps)
+
+    def complete_conference(self, agent: Agent, call: Call) -> None:
+        """The consult call's parties join the original call, which is retrieved (seed 000)."""
+        original, consult = self._pair(agent, call)
+        movers = [leg for leg in consult.live_legs() if leg.number != agent.dn]
+        self._release_leg(consult, agent.dn)
+        steps: list[tuple[str, Call, str]] = [(agent.dn, consult, STATUS_CHANGE)]
+        for leg in movers:
+            self._release_leg(consult, leg.number)
+            steps.append((leg.number, consult, STATUS_CHANGE))
+            state = RINGING if leg.state == RINGING else ESTABLISHED
+            original.legs[leg.number] = Leg(leg.number, state, time.monotonic(), muted=leg.muted)
+        self._end(consult)
+        original.legs[agent.dn].state = ESTABLISHED
+        steps.append((agent.dn, original, PARTICIPANTS_UPDATED))
+        steps += [
+            (leg.number, original, PARTICIPANTS_UPDATED)
+            for leg in original.live_legs()
+            if leg.number != agent.dn
+        ]
+        self._finish(steps)
+
+    def single_step_transfer(
+        self, agent: Agent, call: Call, destination: str, user_data: dict[str, Any]
+    ) -> None:
+        self._require(is_dialable(destination), f"{destination!r} is not a number that can be dialled")
+        self._require(destination not in call.legs, f"{destination} is already on this call")
+        call.user_data.update(user_data)
+        self._release_leg(call, agent.dn)
+        steps: list[tuple[str, Call, str]] = [(agent.dn, call, STATUS_CHANGE)]
+        steps += [(leg.number, call, PARTICIPANTS_UPDATED) for leg in call.live_legs()]
+        steps += self._ring(call, destination)
+        self._finish(steps)
+
+    def single_step_conference(
+        self, agent: Agent, call: Call, destination: str, user_data: dict[str, Any]
+    ) -> None:
+        """Add a party at once; the switch records who started the conference (seed 001)."""
+        self._require(is_dialable(destination), f"{destination!r} is not a number that can be dialled")
+        self._require(destination not in call.legs, f"{destination} is already on this call")
+        call.user_data.update(user_data)
+        call.user_data["FirstConferencePartyDN"] = agent.dn
+        self._finish(self._ring(call, destination))
+
+    def swap(self, agent: Agent, call: Call, other_id: str | None) -> None:
+        """Seed 003: the call the request names goes on hold first, then the other is retrieved."""
+        partner = self.call_for(agent, other_id) if other_id else self._partner(agent, call)
+        self._require(partner is not None and partner.id != call.id, "There is no other call to swap with")
+        assert partner is not None
+        mine, theirs = call.legs[agent.dn], partner.legs[agent.dn]
+        self._require(
+            theirs.state == HELD and mine.state in (ESTABLISHED, DIALING),
+            "Swap needs one active call and one held call",
+        )
+        mine.state = HELD
+        theirs.state = ESTABLISHED
+        self._finish([(agent.dn, call, STATUS_CHANGE), (agent.dn, partner, STATUS_CHANGE)])
+
+    def send_dtmf(self, agent: Agent, call: Call, digits: str) -> None:
+        self._require(
+            bool(digits) and len(digits) <= 64 and all(ch in "0123456789*#ABCD" for ch in digits),
+            "digits must be 1 to 64 of 0-9, *, #, A-D",
+        )
+        self._require(call.legs[agent.dn].state in (ESTABLISHED, DIALING), "The call is not active")
+        self._finish([(agent.dn, call, DTMF_SENT)])
+
+    def change_user_data(self, agent: Agent, call: Call, change: Callable[[dict[str, Any]], None]) -> None:
+        change(call.user_data)
+        self._finish([(number, call, ATTACHED_DATA_CHANGED) for number in self._agents_on(call)])
+
+    def remove_participant(self, agent: Agent, call: Call, number: str) -> None:
+        self._require(number != agent.dn, "Use Hangup to leave the call")
+        leg = call.legs.get(number)
+        self._require(leg is not None and leg.state in LIVE_STATES, f"{number} is not on this call")
+        self._require(len(call.live_legs()) > 2, "The call is not a conference")
+        self._finish(self._leave(call, number))
+
+    def set_mute(self, agent: Agent, call: Call, muted: bool) -> None:
+        call.legs[agent.dn].muted = muted
+        self._finish([(agent.dn, call, STATUS_CHANGE)])
+
+    # -- agent state ---------------------------------------------------------------------------
+
+    def login(self, agent: Agent, place: str = "") -> None:
+        agent.logged_in = True
+        agent.place = place
+        agent.state, agent.reason = "NotReady", ""
+        self._publish(AgentEvent(agent))
+
+    def logout(self, agent: Agent) -> None:
+        agent.logged_in = False
+        agent.state, agent.reason = "LoggedOut", ""
+        self._publish(AgentEvent(agent))
+
+    def set_state(self, agent: Agent, state: str, reason: str = "") -> None:
+        self._require(agent.logged_in, "The agent is not logged in to a contact-center session")
+        agent.state, agent.reason = state, reason
+        self._publish(AgentEvent(agent))
+
+    def set_device(
+        self, agent: Agent, *, do_not_disturb: bool | None = None, forward_to: str | None = None
+    ) -> None:
+        if do_not_disturb is not None:
+            agent.do_not_disturb = do_not_disturb
+        if forward_to is not None:
+            self._require(forward_to == "" or is_dialable(forward_to), f"{forward_to!r} is not a number")
+            agent.forward_to = forward_to
+        self._publish(AgentEvent(agent))
+
+    @staticmethod
+    def _require(condition: bool, message: str) -> None:
+        if not condition:
+            raise SwitchError(message)
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """The whole switch as JSON, for the control API."""
+        return {
+            "settings": {
+                "answer_delay_ms": self.settings.answer_delay_ms,
+                "ringing_timeout_ms": self.settings.ringing_timeout_ms,
+            },
+            "agents": [
+                {
+                    "login": a.login,
+                    "dn": a.dn,
+                    "dialect": a.dialect,
+                    "loggedIn": a.logged_in,
+                    "state": a.state,
+                    "reason": a.reason,
+                    "place": a.place,
+                }
+                for a in self.agents.values()
+            ],
+            "calls": [
+                {
+                    "id": c.id,
+                    "connId": c.conn_id,
+                    "from": c.origin,
+                    "dnis": c.dnis,
+                    "duration": int(time.monotonic() - c.created),
+                    "userData": dict(c.user_data),
+                    "consult": (
+                        {"owner": c.consult.owner, "parent": c.consult.parent_id, "kind": c.consult.kind}
+                        if c.consult
+                        else None
+                    ),
+                    "parties": [
+                        {"number": leg.number, "state": leg.state, "muted": leg.muted}
+                        for leg in c.live_legs()
+                    ],
+                }
+                for c in self.calls.values()
+            ],
+        }
