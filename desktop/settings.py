@@ -101,9 +101,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Before "channels": the first app that has a command wins, and calls overrides `runworker`.
+    "calls",
     "channels",
     "django_htmx",
-    "calls",
     "desktop",
     # Installed for its `voicesim` management command only.
     "simulator",

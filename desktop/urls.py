@@ -11,4 +11,5 @@ urlpatterns = [
     path("calls/<str:call_id>/", views.call_operation, name="call-operation"),
     path("agent/", views.agent_operation, name="agent-operation"),
     path("dial/", views.dial, name="dial"),
+    path("history/", views.history, name="history"),
 ]

@@ -8,14 +8,16 @@ arrives over the WebSocket, never from an action's response.
 from __future__ import annotations
 
 import asyncio
+import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db import connection
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -24,7 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from calls import actions, fragments
 from calls.actions import ActionRefused
-from calls.models import AgentLogin
+from calls.models import AgentLogin, CallRecord
 from desktop.routing import channel_routes
 
 CHANNEL_LAYER_TIMEOUT_S = 2.0
@@ -82,26 +84,17 @@ def _toast(message: str, status: int) -> HttpResponse:
 @login_required
 @require_GET
 @never_cache
-async def desk(request: HttpRequest) -> HttpResponse:
-    user = await request.auser()
-    login = await _page_login(user.pk)
-    return render(request, "desktop/desk.html", {"login": login, **(await _page_fragments(login))})
-
-
-@database_sync_to_async
-def _page_login(user_id: int) -> AgentLogin | None:
-    return AgentLogin.objects.select_related("server", "user").filter(user_id=user_id, enabled=True).first()
-
-
-@database_sync_to_async
-def _page_fragments(login: AgentLogin | None) -> dict[str, Any]:
-    if login is None:
-        return {}
-    return {
-        "agent_state_html": fragments.agent_state(login, oob=False),
-        "connection_html": fragments.connection(login, oob=False),
-        "calls_html": fragments.calls_region(login, oob=False),
-    }
+def desk(request: HttpRequest) -> HttpResponse:
+    logins = AgentLogin.objects.select_related("server", "user")
+    login = logins.filter(user=request.user, enabled=True).first()
+    context: dict[str, Any] = {"login": login}
+    if login is not None:
+        context |= {
+            "agent_state_html": fragments.agent_state(login, oob=False),
+            "connection_html": fragments.connection(login, oob=False),
+            "calls_html": fragments.calls_region(login, oob=False),
+        }
+    return render(request, "desktop/desk.html", context)
 
 
 async def _act(request: HttpRequest, action: Any) -> HttpResponse:
@@ -133,3 +126,24 @@ async def agent_operation(request: HttpRequest) -> HttpResponse:
 async def dial(request: HttpRequest) -> HttpResponse:
     user = await request.auser()
     return await _act(request, actions.dial(user, request.POST))
+
+
+@login_required
+@require_GET
+@never_cache
+def history(request: HttpRequest) -> HttpResponse:
+    """The agent's own calls, newest first, filtered by number and day."""
+    records = CallRecord.objects.filter(login__user=request.user)
+    number = request.GET.get("number", "").strip()[:32]
+    day = request.GET.get("date", "").strip()
+    error = ""
+    if number:
+        records = records.filter(Q(parties__icontains=number) | Q(dnis__icontains=number))
+    if day:
+        try:
+            records = records.filter(started_at__date=datetime.date.fromisoformat(day))
+        except ValueError:
+            error = "Enter the date as YYYY-MM-DD."
+    page = Paginator(records, 50).get_page(request.GET.get("page"))
+    context = {"page": page, "number": number, "date": day, "error": error}
+    return render(request, "desktop/history.html", context)

@@ -5,6 +5,8 @@
 3. Serve the ASGI app with Daphne.
 4. Once Daphne listens, serve the worker channels on the same event loop when the channel layer
    is the in-memory one, which cannot reach a `runworker` in another process.
+5. Then point the embedded voice server at this run's address, and have the in-process worker
+   reopen the agent sessions that should run (a restart cut them).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from channels.routing import ChannelNameRouter, get_default_application
 from channels.worker import Worker
@@ -29,7 +32,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
-from calls.demo import create_demo_agent_logins
+from calls.demo import create_demo_agent_logins, point_embedded_server
+from calls.worker import CHANNEL as VOICE_SESSIONS
 from desktop.routing import channel_routes
 
 logger = logging.getLogger("switchboard.rundesk")
@@ -58,6 +62,26 @@ def _report_stopped_worker(task: asyncio.Task[Any]) -> None:
 
 def http_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def embedded_simulator_url(host: str, port: int) -> str:
+    """The embedded simulator's Genesys root as the worker reaches it: a wildcard address is not one
+    to connect to, so it becomes the loopback of its family."""
+    loopback = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
+    return http_url(loopback, port) + "sim/genesys"
+
+
+async def bring_sessions_back(simulator_url: str | None, layer: BaseChannelLayer | None) -> None:
+    """1. Point the embedded voice server at ``simulator_url`` (its port may differ from the last run).
+    2. Ask the in-process worker on ``layer`` to reconcile: sessions that should run are opened again."""
+    try:
+        if simulator_url:
+            # The ORM is synchronous and this runs on Daphne's event loop.
+            await database_sync_to_async(point_embedded_server)(simulator_url)
+        if layer is not None and VOICE_SESSIONS in channel_routes:
+            await layer.send(VOICE_SESSIONS, {"type": "session.reconcile"})
+    except Exception:
+        logger.exception("could not bring the agent sessions back")
 
 
 class Command(BaseCommand):
@@ -89,11 +113,15 @@ class Command(BaseCommand):
             if admin_password:
                 self.stdout.write(f"  admin login: admin / {admin_password}")
             layer = get_channel_layer()
-            if isinstance(layer, InMemoryChannelLayer):
+            in_process = isinstance(layer, InMemoryChannelLayer)
+            if in_process:
                 tasks.extend(start_session_workers(channel_routes, layer))
             elif channel_routes:
                 names = " ".join(sorted(channel_routes))
                 self.stdout.write(f"  session workers: run `python manage.py runworker {names}`")
+            simulator_url = embedded_simulator_url(host, actual_port) if settings.SIMULATOR_ENABLED else None
+            comeback = bring_sessions_back(simulator_url, layer if in_process else None)
+            tasks.append(asyncio.get_event_loop().create_task(comeback, name="bring-sessions-back"))
             self.stdout.flush()
 
         server = Server(

@@ -1,0 +1,218 @@
+"""The admin of the telephony domain: voice servers and agent logins to manage, live calls and call
+history to look at.
+
+An agent login's Voice API password is write-only here: typed in, never shown back, never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+
+from .clients import new_client
+from .genesys import VoiceApiError
+from .models import AgentLogin, CallRecord, LiveCall, VoiceServer
+
+# A connection check answers an admin's click: it must not hang the page on a silent server.
+CHECK_TIMEOUT_S = 5.0
+
+
+async def try_login(login: AgentLogin) -> tuple[bool, str]:
+    """Logs in to the login's Voice API once: whether it worked, and what to tell the admin."""
+    client = None
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            client = new_client(login)
+            session = await client.login()
+    except VoiceApiError as exc:
+        return False, exc.message
+    except TimeoutError:
+        return False, f"no answer within {CHECK_TIMEOUT_S:.0f} s"
+    except Exception as exc:
+        # Only the type: an exception's text could carry what the request carried.
+        return False, f"failed ({type(exc).__name__})"
+    finally:
+        if client is not None:
+            await client.aclose()
+    return True, f"connected, DN {session.dn}" if session.dn else "connected, no DN"
+
+
+async def try_logins(logins: list[AgentLogin]) -> list[tuple[bool, str]]:
+    return await asyncio.gather(*(try_login(login) for login in logins))
+
+
+def report_checks(modeladmin: admin.ModelAdmin, request: HttpRequest, logins: list[AgentLogin]) -> None:
+    """Checks the logins side by side; one message each, named by the Voice API username."""
+    for login, (ok, text) in zip(logins, async_to_sync(try_logins)(logins), strict=True):
+        level = messages.SUCCESS if ok else messages.ERROR
+        modeladmin.message_user(request, f"{login.username}: {text}", level)
+
+
+@admin.register(VoiceServer)
+class VoiceServerAdmin(admin.ModelAdmin):
+    list_display = ["name", "dialect", "base_url", "verify_tls", "embedded", "login_count"]
+    list_filter = ["dialect", "embedded", "verify_tls"]
+    search_fields = ["name", "base_url"]
+    actions = ["check_first_login"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[VoiceServer]:
+        return super().get_queryset(request).annotate(login_count=Count("agent_logins"))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: VoiceServer | None = None) -> list[str]:
+        # rundesk rewrites the embedded server's URL on every start: editing it would not stick.
+        return ["embedded", "base_url"] if obj is not None and obj.embedded else ["embedded"]
+
+    @admin.display(description="agent logins", ordering="login_count")
+    def login_count(self, obj: VoiceServer) -> int:
+        return obj.login_count  # type: ignore[attr-defined]
+
+    @admin.action(description="Check connection (first agent login of each server)")
+    def check_first_login(self, request: HttpRequest, queryset: QuerySet[VoiceServer]) -> None:
+        logins = []
+        for server in queryset:
+            login = server.agent_logins.select_related("server", "user").order_by("user__username").first()
+            if login is None:
+                self.message_user(request, f"{server}: no agent login to check with", messages.WARNING)
+            else:
+                logins.append(login)
+        report_checks(self, request, logins)
+
+
+class AgentLoginForm(forms.ModelForm):
+    """The password field is write-only: never rendered, blank on edit keeps the current one."""
+
+    password = forms.CharField(
+        label="Voice API password",
+        strip=False,
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+
+    class Meta:
+        model = AgentLogin
+        fields = ["user", "server", "username", "password", "place", "dn", "enabled"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The decrypted password must not sit in the form's initial data, where any widget could show it.
+        self.initial.pop("password", None)
+        if self.instance.pk is None:
+            self.fields["password"].required = True
+        else:
+            self.fields["password"].help_text = "Leave blank to keep the current password."
+
+    def clean_password(self) -> str:
+        password: str = self.cleaned_data.get("password") or ""
+        if not password and self.instance.pk is not None:
+            return self.instance.password
+        return password
+
+
+@admin.register(AgentLogin)
+class AgentLoginAdmin(admin.ModelAdmin):
+    form = AgentLoginForm
+    list_display = [
+        "user",
+        "username",
+        "server",
+        "dn",
+        "place",
+        "enabled",
+        "connection",
+        "agent_state_display",
+    ]
+    list_filter = ["server", "enabled", "connection", "agent_state"]
+    search_fields = ["user__username", "username", "dn", "place"]
+    list_select_related = ["user", "server"]
+    autocomplete_fields = ["user"]
+    readonly_fields = [
+        "connection",
+        "agent_state",
+        "state_reason",
+        "state_since",
+        "wanted",
+        "worker",
+        "lease_until",
+    ]
+    actions = ["check_connection"]
+
+    def get_fields(self, request: HttpRequest, obj: AgentLogin | None = None) -> list[str]:
+        fields = list(super().get_fields(request, obj))
+        # A viewer without the change permission sees every field read-only, which would print the password.
+        if obj is not None and not self.has_change_permission(request, obj):
+            fields.remove("password")
+        return fields
+
+    @admin.display(description="agent state", ordering="agent_state")
+    def agent_state_display(self, obj: AgentLogin) -> str:
+        return f"{obj.agent_state} ({obj.state_reason})" if obj.state_reason else obj.agent_state
+
+    @admin.action(description="Check connection")
+    def check_connection(self, request: HttpRequest, queryset: QuerySet[AgentLogin]) -> None:
+        report_checks(self, request, list(queryset.select_related("server", "user")))
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the session worker writes from the Voice API's truth: to look at, never to edit."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _login_user(obj: LiveCall | CallRecord) -> str:
+    return obj.login.user.get_username()
+
+
+@admin.register(LiveCall)
+class LiveCallAdmin(ReadOnlyAdmin):
+    list_display = [
+        "call_id",
+        "agent",
+        "state",
+        "call_type",
+        "parent_call_id",
+        "dnis",
+        "started_at",
+        "updated_at",
+    ]
+    list_filter = ["state", "call_type", "login__server"]
+    search_fields = ["call_id", "login__user__username", "login__dn", "dnis"]
+    list_select_related = ["login__user"]
+
+    @admin.display(description="agent", ordering="login__user__username")
+    def agent(self, obj: LiveCall) -> str:
+        return _login_user(obj)
+
+
+@admin.register(CallRecord)
+class CallRecordAdmin(ReadOnlyAdmin):
+    list_display = [
+        "call_id",
+        "agent",
+        "call_type",
+        "dnis",
+        "started_at",
+        "ended_at",
+        "duration",
+        "final_state",
+    ]
+    list_filter = ["call_type", "final_state", "login__server", "started_at"]
+    search_fields = ["call_id", "login__user__username", "login__dn", "dnis"]
+    list_select_related = ["login__user"]
+    date_hierarchy = "started_at"
+
+    @admin.display(description="agent", ordering="login__user__username")
+    def agent(self, obj: CallRecord) -> str:
+        return _login_user(obj)
