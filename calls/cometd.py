@@ -2,13 +2,16 @@
 
 aiocometd takes no headers or cookies argument, so an ``Extension`` puts the Voice API session
 on every outgoing request. It re-handshakes by itself when the server forgets the client
-(``402::unknown client``); messages published in between are lost, so the stream reports every
-re-handshake as ``RESYNC`` and the caller re-reads the server's state before trusting events.
-Anything else that ends the stream surfaces as ``StreamLost``.
+(``402::unknown client``); messages published in between are lost, so once the new session's
+first connect succeeds (its re-subscriptions ride in the same request) the stream yields
+``RESYNC`` and the caller re-reads the server's state before trusting events again. Anything
+that ends the stream surfaces as ``StreamLost``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -23,23 +26,29 @@ class StreamLost(Exception):
 
 
 class _SessionExtension(Extension):
-    def __init__(self, headers: Callable[[], dict[str, str]]) -> None:
+    def __init__(self, headers: Callable[[], dict[str, str]], on_resubscribed: Callable[[], None]) -> None:
         self.headers = headers
+        self.on_resubscribed = on_resubscribed
         self.handshakes = 0
+        self.rehandshaken = False
 
     async def outgoing(self, payload: list[dict[str, Any]], headers: dict[str, str]) -> None:
         headers.update(self.headers())
 
     async def incoming(self, payload: list[dict[str, Any]], headers: dict[str, str] | None = None) -> None:
         for message in payload:
-            if message.get("channel") == "/meta/handshake" and message.get("successful"):
+            if not message.get("successful"):
+                continue
+            if message.get("channel") == "/meta/handshake":
                 self.handshakes += 1
+                self.rehandshaken = self.handshakes > 1
+            elif message.get("channel") == "/meta/connect" and self.rehandshaken:
+                self.rehandshaken = False
+                self.on_resubscribed()
 
 
 class NotificationStream:
-    """``async with NotificationStream(...) as stream: async for channel, data in stream``.
-
-    Yields ``RESYNC`` after the server lost and re-created the CometD session."""
+    """``async with NotificationStream(...) as stream: async for channel, data in stream``."""
 
     def __init__(
         self,
@@ -50,7 +59,8 @@ class NotificationStream:
         verify: bool = True,
         connection_timeout: float = 10.0,
     ) -> None:
-        self._extension = _SessionExtension(headers)
+        self._queue: asyncio.Queue[tuple[str, Any] | BaseException] = asyncio.Queue()
+        self._extension = _SessionExtension(headers, lambda: self._queue.put_nowait(RESYNC))
         self._client = Client(
             url,
             ConnectionType.LONG_POLLING,
@@ -59,8 +69,7 @@ class NotificationStream:
             ssl=None if verify else False,
         )
         self._channels = channels
-        self._handshakes_seen = 0
-        self._pending: tuple[str, Any] | None = None
+        self._pump: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> NotificationStream:
         try:
@@ -70,32 +79,33 @@ class NotificationStream:
         except AiocometdException as exc:
             await self._close_quietly()
             raise StreamLost(f"CometD handshake or subscribe failed: {exc!r}") from exc
-        self._handshakes_seen = self._extension.handshakes
+        self._pump = asyncio.create_task(self._forward())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._pump:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
         await self._close_quietly()
 
-    async def _close_quietly(self) -> None:
+    async def _forward(self) -> None:
         try:
+            while True:
+                raw = await self._client.receive()
+                self._queue.put_nowait((str(raw.get("channel", "")), raw.get("data")))
+        except AiocometdException as exc:
+            self._queue.put_nowait(StreamLost(f"CometD stream ended: {exc!r}"))
+
+    async def _close_quietly(self) -> None:
+        with contextlib.suppress(AiocometdException, OSError):
             await self._client.close()
-        except (AiocometdException, OSError):
-            pass
 
     def __aiter__(self) -> NotificationStream:
         return self
 
     async def __anext__(self) -> tuple[str, Any]:
-        if self._pending is not None:
-            message, self._pending = self._pending, None
-            return message
-        try:
-            raw = await self._client.receive()
-        except AiocometdException as exc:
-            raise StreamLost(f"CometD stream ended: {exc!r}") from exc
-        message = (str(raw.get("channel", "")), raw.get("data"))
-        if self._extension.handshakes > self._handshakes_seen:
-            self._handshakes_seen = self._extension.handshakes
-            self._pending = message
-            return RESYNC
-        return message
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item

@@ -113,3 +113,18 @@ class CallRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.call_id} {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class NotReadyReason(models.Model):
+    """A reason an agent may give for NotReady (lunch, training); sent to the Voice API as its code."""
+
+    code = models.CharField(max_length=64, unique=True, help_text="Sent to the Voice API as reasonCode.")
+    label = models.CharField(max_length=100)
+    active = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "label"]
+
+    def __str__(self) -> str:
+        return self.label

@@ -1,7 +1,8 @@
 """The one writer of call state, agent state and connection status, and their one publisher.
 
-Each function saves in a transaction and, once it commits, pushes the re-rendered fragments
-to the agent's group. Nothing else writes ``LiveCall``/``CallRecord`` or sends to a desk group.
+Each public coroutine saves in a transaction (on a database thread) and, once it has committed,
+pushes the re-rendered fragments to the agent's group from the event loop. Nothing else writes
+``LiveCall``/``CallRecord`` or sends to a desk group.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import datetime
 import logging
 from collections.abc import Iterable
 
-from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
@@ -26,22 +27,22 @@ def group_name(user_id: int) -> str:
     return f"desk.agent.{user_id}"
 
 
-def publish(user_id: int, html: str) -> None:
-    """Push HTML (htmx out-of-band fragments) to every desktop tab of one agent."""
-    if not html:
+Push = tuple[int, str]
+
+
+async def publish(push: Push | None) -> None:
+    """Send HTML (htmx out-of-band fragments) to every desktop tab of one agent."""
+    if not push or not push[1]:
         return
     layer = get_channel_layer()
     if layer is None:
         return
+    user_id, html = push
     try:
-        async_to_sync(layer.group_send)(group_name(user_id), {"type": "desk.push", "html": html})
+        await layer.group_send(group_name(user_id), {"type": "desk.push", "html": html})
     except Exception:
         # A full or unreachable layer must not undo a saved state change: the next snapshot heals the page.
         log.exception("could not publish to agent %s", user_id)
-
-
-def _publish_on_commit(user_id: int, html: str) -> None:
-    transaction.on_commit(lambda: publish(user_id, html))
 
 
 def _record(login: AgentLogin, call: Call, now: datetime.datetime) -> None:
@@ -96,8 +97,7 @@ def _save_live(login: AgentLogin, call: Call, now: datetime.datetime) -> tuple[L
     )
 
 
-def apply_call(login_id: int, call: Call) -> None:
-    """One call notification: save the live call (or drop it when released), update its history."""
+def _apply_call(login_id: int, call: Call) -> Push:
     now = timezone.now()
     with transaction.atomic():
         login = AgentLogin.objects.select_related("user").get(pk=login_id)
@@ -108,11 +108,10 @@ def apply_call(login_id: int, call: Call) -> None:
         else:
             deleted, _ = LiveCall.objects.filter(login=login, call_id=call.id).delete()
             html = fragments.card_removed(call.id) if deleted else ""
-        _publish_on_commit(login.user_id, html)
+    return login.user_id, html
 
 
-def replace_calls(login_id: int, calls: Iterable[Call]) -> None:
-    """A full resync: the saved live calls become exactly the server's, and the page is re-rendered."""
+def _replace_calls(login_id: int, calls: Iterable[Call]) -> Push:
     now = timezone.now()
     calls = [c for c in calls if c.is_live]
     with transaction.atomic():
@@ -126,10 +125,10 @@ def replace_calls(login_id: int, calls: Iterable[Call]) -> None:
         for call in calls:
             _record(login, call, now)
             _save_live(login, call, now)
-        _publish_on_commit(login.user_id, fragments.calls_region(login))
+    return login.user_id, fragments.calls_region(login)
 
 
-def set_agent_state(login_id: int, state: AgentState) -> None:
+def _set_agent_state(login_id: int, state: AgentState) -> Push:
     with transaction.atomic():
         login = AgentLogin.objects.select_related("user").get(pk=login_id)
         if (login.agent_state, login.state_reason) != (state.state, state.reason):
@@ -139,14 +138,32 @@ def set_agent_state(login_id: int, state: AgentState) -> None:
                 timezone.now(),
             )
             login.save(update_fields=["agent_state", "state_reason", "state_since"])
-        _publish_on_commit(login.user_id, fragments.agent_state(login))
+    return login.user_id, fragments.agent_state(login)
 
 
-def set_connection(login_id: int, status: str) -> None:
+def _set_connection(login_id: int, status: str) -> Push | None:
     with transaction.atomic():
         login = AgentLogin.objects.select_related("user").get(pk=login_id)
         if login.connection == status:
-            return
+            return None
         login.connection = status
         login.save(update_fields=["connection"])
-        _publish_on_commit(login.user_id, fragments.connection(login))
+    return login.user_id, fragments.connection(login)
+
+
+async def apply_call(login_id: int, call: Call) -> None:
+    """One call notification: save the live call (or drop it when released), update its history."""
+    await publish(await database_sync_to_async(_apply_call)(login_id, call))
+
+
+async def replace_calls(login_id: int, calls: Iterable[Call]) -> None:
+    """A full resync: the saved live calls become exactly the server's, and the page is re-rendered."""
+    await publish(await database_sync_to_async(_replace_calls)(login_id, list(calls)))
+
+
+async def set_agent_state(login_id: int, state: AgentState) -> None:
+    await publish(await database_sync_to_async(_set_agent_state)(login_id, state))
+
+
+async def set_connection(login_id: int, status: str) -> None:
+    await publish(await database_sync_to_async(_set_connection)(login_id, status))

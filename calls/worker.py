@@ -141,8 +141,8 @@ class AgentSession:
         """Read the server's truth and make the saved state (and every open page) equal it."""
         calls = await client.calls()
         state = await client.agent_state()
-        await database_sync_to_async(services.replace_calls)(self.login_id, calls)
-        await database_sync_to_async(services.set_agent_state)(self.login_id, state)
+        await services.replace_calls(self.login_id, calls)
+        await services.set_agent_state(self.login_id, state)
 
     async def apply(self, channel: str, data: Any) -> None:
         try:
@@ -153,12 +153,12 @@ class AgentSession:
         if notification is None:
             return
         if isinstance(notification, CallNotification):
-            await database_sync_to_async(services.apply_call)(self.login_id, notification.call)
+            await services.apply_call(self.login_id, notification.call)
         else:
-            await database_sync_to_async(services.set_agent_state)(self.login_id, notification.state)
+            await services.set_agent_state(self.login_id, notification.state)
 
     async def status(self, status: str) -> None:
-        await database_sync_to_async(services.set_connection)(self.login_id, status)
+        await services.set_connection(self.login_id, status)
 
 
 class VoiceSessionsConsumer(AsyncConsumer):
@@ -221,7 +221,7 @@ class VoiceSessionsConsumer(AsyncConsumer):
             session.task.cancel()
             await asyncio.gather(session.task, return_exceptions=True)
         await release(login_id)
-        await database_sync_to_async(services.set_connection)(login_id, AgentLogin.OFFLINE)
+        await services.set_connection(login_id, AgentLogin.OFFLINE)
 
     async def _reconcile_now(self, message: dict[str, Any]) -> None:
         """Open every session that should exist and is not held elsewhere; renew our leases."""

@@ -1,0 +1,342 @@
+"""The session worker against the simulator over loopback: pushes, saved state, self-healing.
+
+No mocks of our own code: a real voicesim process, real HTTP and CometD, the real worker
+consumer on the in-memory layer, and the desktop consumer through Channels' communicator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import channel_layers, get_channel_layer
+from channels.testing import ApplicationCommunicator, WebsocketCommunicator
+from django.contrib.auth import get_user_model
+
+from calls import actions
+from calls.models import AgentLogin, CallRecord, LiveCall, VoiceServer
+from calls.worker import CHANNEL, AgentSession, VoiceSessionsConsumer
+from desktop.consumers import DesktopConsumer
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+DNS = {"agent1": "5005", "agent2": "5001", "agent4": "15000"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_layer(settings: Any) -> None:
+    """A new in-memory layer per test: its queues belong to the test's event loop."""
+    settings.VOICE_SESSION_MAX_BACKOFF_SECONDS = 1
+    channel_layers.backends.pop("default", None)
+
+
+@pytest.fixture
+def server(simulator: str) -> VoiceServer:
+    return VoiceServer.objects.create(name="Simulator", base_url=f"{simulator}/genesys")
+
+
+def make_login(server: VoiceServer, name: str) -> AgentLogin:
+    user = get_user_model().objects.create_user(name, password=name)
+    return AgentLogin.objects.create(user=user, server=server, username=name, password=name, dn=DNS[name])
+
+
+@pytest.fixture
+def agent1(server: VoiceServer) -> AgentLogin:
+    return make_login(server, "agent1")
+
+
+@pytest.fixture
+def agent2(server: VoiceServer) -> AgentLogin:
+    return make_login(server, "agent2")
+
+
+class RunningWorker:
+    """The voice-sessions worker as ``runworker`` runs it, on this test's event loop: one consumer
+    instance fed from the layer's ``voice-sessions`` channel, started with a reconcile."""
+
+    def __init__(self) -> None:
+        self.communicator: ApplicationCommunicator | None = None
+        self.pump: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        layer = get_channel_layer()
+        self.communicator = ApplicationCommunicator(
+            VoiceSessionsConsumer.as_asgi(), {"type": "channel", "channel": CHANNEL}
+        )
+        await self.communicator.send_input({"type": "session.reconcile"})
+        self.pump = asyncio.create_task(self._forward(layer))
+
+    async def _forward(self, layer: Any) -> None:
+        while True:
+            message = await layer.receive(CHANNEL)
+            assert self.communicator is not None
+            await self.communicator.send_input(message)
+
+    async def stop(self) -> None:
+        """What SIGTERM does: the consumer drains its sessions and hands their leases back."""
+        assert self.communicator is not None and self.pump is not None
+        self.pump.cancel()
+        self.communicator.future.cancel()
+        await asyncio.gather(self.pump, self.communicator.future, return_exceptions=True)
+        self.communicator = None
+
+
+@pytest.fixture
+async def worker() -> AsyncIterator[RunningWorker]:
+    running = RunningWorker()
+    await running.start()
+    yield running
+    if running.communicator is not None:
+        await running.stop()
+
+
+class Desk:
+    """One desktop tab: a WebSocket of the desk, with what it has been sent."""
+
+    def __init__(self, login: AgentLogin) -> None:
+        self.login = login
+        self.user = login.user
+        self.socket = WebsocketCommunicator(DesktopConsumer.as_asgi(), "/ws/desktop/")
+        self.socket.scope["user"] = login.user
+        self.received: list[str] = []
+
+    async def open(self) -> str:
+        connected, _ = await self.socket.connect()
+        assert connected
+        snapshot = await self.socket.receive_from(timeout=5)
+        self.received.append(snapshot)
+        return snapshot
+
+    async def until(self, pattern: str, wait: float = 10) -> str:
+        """The next push matching ``pattern`` (a regular expression), skipping the others."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"no push matched {pattern!r}; got {self.received[-5:]}")
+            try:
+                html = await self.socket.receive_from(timeout=remaining)
+            except TimeoutError:
+                raise AssertionError(f"no push matched {pattern!r}; got {self.received[-5:]}") from None
+            self.received.append(html)
+            if re.search(pattern, html, re.S):
+                return html
+
+    async def close(self) -> None:
+        await self.socket.disconnect()
+
+
+async def control(simulator: str, method: str, path: str, body: Any = None) -> Any:
+    async with httpx.AsyncClient(base_url=simulator, timeout=10) as http:
+        response = await http.request(method, path, json=body)
+    assert response.status_code < 300, response.text
+    return response.json()
+
+
+async def ready_desk(login: AgentLogin) -> Desk:
+    desk = Desk(login)
+    await desk.open()
+    await desk.until(r'id="connection"[^>]*data-status="connected"')
+    await actions.agent_operation(login.user, "Login")
+    await desk.until(r'id="agent-state"[^>]*data-state="NotReady"')
+    return desk
+
+
+@sync_to_async
+def live_calls(login: AgentLogin) -> dict[str, tuple[str, str]]:
+    return {c.call_id: (c.state, c.parent_call_id) for c in LiveCall.objects.filter(login=login)}
+
+
+@sync_to_async
+def records(login: AgentLogin) -> list[CallRecord]:
+    return list(CallRecord.objects.filter(login=login).order_by("started_at", "id"))
+
+
+async def server_calls(simulator: str, login: str) -> dict[str, tuple[str, str]]:
+    async with httpx.AsyncClient(base_url=f"{simulator}/genesys/api/v2", auth=(login, login)) as http:
+        calls = (await http.get("/me/calls", params={"fields": "*"})).json()["calls"]
+    return {
+        c["id"]: (c["state"], c.get("parentCallUri", "").rsplit("/", 1)[-1] if c.get("parentCallUri") else "")
+        for c in calls
+    }
+
+
+def card(call_id: str, state: str) -> str:
+    return rf'<article id="call-{call_id}"[^>]*data-state="{state}"'
+
+
+async def test_seed_002_pushes_every_step_and_saves_state_and_history(
+    simulator: str, agent1: AgentLogin, worker: RunningWorker
+) -> None:
+    await control(simulator, "PUT", "/control/settings", {"answer_delay_ms": None})
+    desk = await ready_desk(agent1)
+    call_id = (await control(simulator, "POST", "/control/calls", {"from": "5000", "to": "5005"}))["id"]
+    ringing = await desk.until(card(call_id, "Ringing"))
+    assert 'hx-swap-oob="beforeend:#calls"' in ringing
+    assert 'data-operation="Answer"' in ringing and 'data-operation="Hangup"' not in ringing
+    assert await live_calls(agent1) == {call_id: ("Ringing", "")}
+
+    await actions.call_operation(agent1.user, call_id, "Answer", {})
+    established = await desk.until(card(call_id, "Established"))
+    assert (
+        'data-operation="Hold"' in established
+        and 'form class="op-form" data-operation="InitiateTransfer"' in (established)
+    )
+    assert await live_calls(agent1) == {call_id: ("Established", "")}
+
+    await actions.call_operation(agent1.user, call_id, "InitiateTransfer", {"destination": "5001"})
+    await desk.until(card(call_id, "Held"))
+    consult = await desk.until(r'data-state="Dialing"[^>]*data-call-type="Consult"|data-call-type="Consult"')
+    consult_id = re.search(r'id="call-([^"]+)" class', consult).group(1)
+    assert f'hx-swap-oob="afterend:#call-{call_id}"' in consult
+    assert f'data-parent="{call_id}"' in consult and 'data-operation="CompleteTransfer"' in consult
+    assert await live_calls(agent1) == {call_id: ("Held", ""), consult_id: ("Dialing", call_id)}
+
+    await actions.call_operation(agent1.user, consult_id, "CompleteTransfer", {})
+    await desk.until(rf'<div id="call-{call_id}" hx-swap-oob="delete">')
+    await desk.until(rf'<div id="call-{consult_id}" hx-swap-oob="delete">')
+    assert await live_calls(agent1) == {}
+    history = await records(agent1)
+    assert [(r.call_id, r.final_state, r.parties) for r in history] == [
+        (call_id, "Released", ["5000"]),
+        (consult_id, "Released", ["5001"]),
+    ]
+    assert all(r.ended_at is not None for r in history)
+    await desk.close()
+
+
+async def test_seed_003_hold_dial_and_swap_arrive_as_fragments(
+    simulator: str, agent1: AgentLogin, worker: RunningWorker
+) -> None:
+    await control(simulator, "PUT", "/control/settings", {"answer_delay_ms": None})
+    desk = await ready_desk(agent1)
+    first = (await control(simulator, "POST", "/control/calls", {"from": "5000", "to": "5005"}))["id"]
+    await desk.until(card(first, "Ringing"))
+    await actions.call_operation(agent1.user, first, "Answer", {})
+    await desk.until(card(first, "Established"))
+    await actions.call_operation(agent1.user, first, "Hold", {})
+    await desk.until(card(first, "Held"))
+    await actions.dial(agent1.user, {"destination": "5001"})
+    dialing = await desk.until(r'data-state="Dialing"')
+    second = re.search(r'id="call-([^"]+)" class', dialing).group(1)
+    await control(simulator, "POST", "/control/parties/5001/answer")
+    swappable = await desk.until(card(second, "Established"))
+    assert 'data-operation="SwapCalls"' in swappable
+    await actions.call_operation(agent1.user, second, "SwapCalls", {})
+    await desk.until(card(second, "Held"))
+    await desk.until(card(first, "Established"))
+    assert await live_calls(agent1) == {first: ("Established", ""), second: ("Held", "")}
+    await desk.close()
+
+
+async def test_two_tabs_of_an_agent_get_every_push_and_another_agent_gets_none(
+    simulator: str, agent1: AgentLogin, agent2: AgentLogin, worker: RunningWorker
+) -> None:
+    first_tab = await ready_desk(agent1)
+    second_tab = Desk(agent1)
+    await second_tab.open()
+    other = Desk(agent2)
+    await other.open()
+    await other.until(r'id="connection"[^>]*data-status="connected"')
+    call_id = (await control(simulator, "POST", "/control/calls", {"from": "5000", "to": "5005"}))["id"]
+    for tab in (first_tab, second_tab):
+        await tab.until(card(call_id, "Ringing"))
+    await actions.call_operation(agent1.user, call_id, "Answer", {})
+    for tab in (first_tab, second_tab):
+        await tab.until(card(call_id, "Established"))
+    assert await other.socket.receive_nothing(timeout=0.5)
+    assert not any(call_id in html for html in other.received)
+    for tab in (first_tab, second_tab, other):
+        await tab.close()
+
+
+async def test_an_agent_cannot_act_on_another_agents_call(
+    simulator: str, agent1: AgentLogin, agent2: AgentLogin, worker: RunningWorker
+) -> None:
+    desk = await ready_desk(agent1)
+    call_id = (await control(simulator, "POST", "/control/calls", {"from": "5000", "to": "5005"}))["id"]
+    await desk.until(card(call_id, "Ringing"))
+    with pytest.raises(actions.NotFound):
+        await actions.call_operation(agent2.user, call_id, "Answer", {})
+    assert (await server_calls(simulator, "agent1"))[call_id][0] == "Ringing"
+    await desk.close()
+
+
+async def test_an_operation_the_saved_capabilities_do_not_offer_is_refused_without_asking_the_voice_api(
+    simulator: str, agent1: AgentLogin, worker: RunningWorker
+) -> None:
+    desk = await ready_desk(agent1)
+    call_id = (await control(simulator, "POST", "/control/calls", {"from": "5000", "to": "5005"}))["id"]
+    await desk.until(card(call_id, "Ringing"))
+    with pytest.raises(actions.ActionRefused, match="not available"):
+        await actions.call_operation(agent1.user, call_id, "Hold", {})
+    with pytest.raises(actions.ActionRefused, match="phone number"):
+        await actions.dial(agent1.user, {"destination": "not a number"})
+    assert (await server_calls(simulator, "agent1"))[call_id][0] == "Ringing"
+    await desk.close()
+
+
+async def test_after_a_cometd_drop_an_outage_and_a_worker_restart_the_state_equals_the_servers(
+    simulator: str, agent1: AgentLogin, worker: RunningWorker
+) -> None:
+    await control(simulator, "PUT", "/control/settings", {"answer_delay_ms": None})
+    desk = await ready_desk(agent1)
+    first = (await control(simulator, "POST", "/control/calls", {"from": "5000", "to": "5005"}))["id"]
+    await desk.until(card(first, "Ringing"))
+    await actions.call_operation(agent1.user, first, "Answer", {})
+    await desk.until(card(first, "Established"))
+
+    # 1. The server forgets the CometD session; a call placed meanwhile is notified to nobody.
+    await control(simulator, "POST", "/control/faults", {"drop_cometd_sessions": True})
+    second = (await control(simulator, "POST", "/control/calls", {"from": "5002", "to": "5005"}))["id"]
+    await desk.until(card(second, "Ringing"))
+
+    # 2. The Voice API answers 503 for a while; the caller hangs up meanwhile.
+    await control(simulator, "POST", "/control/faults", {"http_status": 503, "for_ms": 1500})
+    await control(simulator, "POST", "/control/parties/5002/hangup")
+    await desk.until(rf'<div id="call-{second}" hx-swap-oob="delete">', wait=20)
+
+    # 3. The worker stops (SIGTERM drain) and the call changes while no worker runs.
+    await worker.stop()
+    await control(simulator, "POST", "/control/parties/5000/hangup")
+    third = (await control(simulator, "POST", "/control/calls", {"from": "5003", "to": "5005"}))["id"]
+    await worker.start()
+    await desk.until(card(third, "Ringing"), wait=20)
+
+    assert await live_calls(agent1) == await server_calls(simulator, "agent1") == {third: ("Ringing", "")}
+    snapshot = await Desk(agent1).open()
+    assert re.findall(r'<article id="call-([^"]+)"', snapshot) == [third]
+    await desk.close()
+
+
+async def test_a_malformed_notification_is_logged_and_skipped(
+    simulator: str, agent1: AgentLogin, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = AgentSession(agent1)
+    caplog.set_level(logging.WARNING, logger="switchboard.worker")
+    bad = [
+        {"messageType": "CallStateChangeMessage", "call": {"id": "X1", "state": "Exploded"}},
+        {"messageType": "CallStateChangeMessage", "call": "not an object"},
+        {
+            "messageType": "CallStateChangeMessage",
+            "call": {"id": "X2", "state": "Ringing", "capabilities": "Answer"},
+        },
+        "just a string",
+    ]
+    for data in bad:
+        await session.apply("/v2/me/calls", data)
+    assert len([r for r in caplog.records if "malformed" in r.getMessage()]) == len(bad)
+    good = {
+        "messageType": "CallStateChangeMessage",
+        "notificationType": "StatusChange",
+        "call": {"id": "X3", "state": "Ringing", "capabilities": ["Answer"], "participants": []},
+    }
+    await session.apply("/v2/me/calls", good)
+    assert await live_calls(agent1) == {"X3": ("Ringing", "")}
