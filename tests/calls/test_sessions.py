@@ -340,3 +340,26 @@ async def test_a_malformed_notification_is_logged_and_skipped(
     }
     await session.apply("/v2/me/calls", good)
     assert await live_calls(agent1) == {"X3": ("Ringing", "")}
+
+
+async def test_deactivating_the_user_stops_the_session_and_says_so(
+    simulator: str, agent1: AgentLogin, worker: RunningWorker
+) -> None:
+    desk = await ready_desk(agent1)
+
+    @sync_to_async
+    def deactivate() -> None:
+        user = agent1.user
+        user.is_active = False
+        user.save()
+
+    await deactivate()
+    await desk.until(r'id="connection"[^>]*data-status="offline"')
+
+    @sync_to_async
+    def bookkeeping() -> tuple[bool, str]:
+        login = AgentLogin.objects.get(pk=agent1.pk)
+        return login.wanted, login.worker
+
+    assert await bookkeeping() == (False, "")
+    await desk.close()
