@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -49,6 +50,20 @@ async def _check_channel_layer() -> str:
     return "ok" if message.get("type") == "healthz.ping" else "error: wrong message came back"
 
 
+def _session_workers() -> dict[str, Any]:
+    """Which worker channels this deployment serves, which workers hold live sessions, and how many."""
+    now = timezone.now()
+    live = AgentLogin.objects.filter(wanted=True, lease_until__gt=now)
+    return {
+        "routes": sorted(channel_routes),
+        "workers": sorted(set(live.values_list("worker", flat=True))),
+        "sessions": {
+            status: live.filter(connection=status).count()
+            for status in (AgentLogin.CONNECTED, AgentLogin.RECONNECTING, AgentLogin.OFFLINE)
+        },
+    }
+
+
 def _error(exc: BaseException) -> str:
     return f"error: {type(exc).__name__}: {exc}".rstrip(": ")
 
@@ -69,8 +84,7 @@ async def healthz(request: HttpRequest) -> JsonResponse:
         "database": database,
         "channel_layer": channel_layer,
         "simulator": "embedded" if settings.SIMULATOR_ENABLED else "off",
-        # Which worker channels this deployment serves; live worker counts come with the workers.
-        "session_workers": {"routes": sorted(channel_routes)},
+        "session_workers": await sync_to_async(_session_workers)() if database == "ok" else {},
     }
     return JsonResponse(body, status=200 if body["status"] == "ok" else 503)
 
