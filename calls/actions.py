@@ -3,19 +3,26 @@
 Every action is authorized here (the call must be the agent's own live call, and its saved
 capabilities must offer the operation) and its parameters validated; only then is the Voice
 API asked. The resulting state change arrives later as a notification, through the worker.
+
+Each public action writes exactly one audit entry (``calls.audit``): ok, refused (by the desk,
+including another agent's call, or by the Voice API) or failed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 
+from . import audit
 from .clients import shared_client
 from .genesys import VoiceApiError, VoiceApiUnavailable
-from .models import AgentLogin, LiveCall
+from .models import AgentLogin, AuditEntry, LiveCall
 from .operations import OPERATIONS, InvalidParameters, clean, clean_destination
 
 log = logging.getLogger("switchboard.actions")
@@ -76,7 +83,43 @@ async def _voice_api(coro: Any) -> None:
         raise ActionRefused(exc.message, 409) from exc
 
 
+@asynccontextmanager
+async def _audited(
+    user: AbstractBaseUser, action: str, call_id: str = "", detail: str = ""
+) -> AsyncIterator[None]:
+    """Records how the action in the block ended: ok, refused (with the message the agent sees) or
+    failed (the Voice API unavailable, or an error of ours, named by its type only)."""
+    entry: dict[str, Any] = {"user": user, "action": action, "call_id": call_id, "detail": detail}
+    try:
+        yield
+    except ActionRefused as exc:
+        result = AuditEntry.FAILED if exc.status >= 500 else AuditEntry.REFUSED
+        await audit.arecord(**entry, result=result, message=exc.message)
+        raise
+    except asyncio.CancelledError:
+        await audit.arecord(**entry, result=AuditEntry.FAILED, message="cancelled: the request went away")
+        raise
+    except Exception as exc:
+        await audit.arecord(**entry, result=AuditEntry.FAILED, message=type(exc).__name__)
+        raise
+    await audit.arecord(**entry, result=AuditEntry.OK)
+
+
+def _detail(name: str, data: Any) -> str:
+    """What an audit entry may say about an operation's parameters: never DTMF digits or data values."""
+    operation = OPERATIONS.get(name)
+    for param in ("destination", "participant", "key"):
+        if operation is not None and param in operation.params:
+            return str(data.get(param) or "")
+    return ""
+
+
 async def call_operation(user: AbstractBaseUser, call_id: str, name: str, data: Any) -> None:
+    async with _audited(user, name, call_id, _detail(name, data)):
+        await _call_operation(user, call_id, name, data)
+
+
+async def _call_operation(user: AbstractBaseUser, call_id: str, name: str, data: Any) -> None:
     login = await login_for(user)
     live = await own_live_call(login, call_id)
     operation = OPERATIONS.get(name)
@@ -106,6 +149,11 @@ async def call_operation(user: AbstractBaseUser, call_id: str, name: str, data: 
 
 
 async def dial(user: AbstractBaseUser, data: Any) -> None:
+    async with _audited(user, "Dial", detail=str(data.get("destination") or "")):
+        await _dial(user, data)
+
+
+async def _dial(user: AbstractBaseUser, data: Any) -> None:
     login = await login_for(user)
     try:
         number = clean_destination(data.get("destination") or "")
@@ -117,6 +165,11 @@ async def dial(user: AbstractBaseUser, data: Any) -> None:
 
 
 async def agent_operation(user: AbstractBaseUser, name: str, reason: str = "") -> None:
+    async with _audited(user, name, detail=reason[:64]):
+        await _agent_operation(user, name, reason)
+
+
+async def _agent_operation(user: AbstractBaseUser, name: str, reason: str = "") -> None:
     login = await login_for(user)
     if name not in AGENT_OPERATIONS:
         raise ActionRefused(f"Unknown agent operation {name!r}")

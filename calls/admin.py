@@ -12,12 +12,20 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, QuerySet
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
 
+from . import audit, importing
 from .clients import new_client
 from .genesys import VoiceApiError
-from .models import AgentLogin, CallRecord, LiveCall, VoiceServer
+from .importing import ImportRefused, import_agent_logins
+from .models import AgentLogin, AuditEntry, CallRecord, LiveCall, NotReadyReason, SpeedDial, VoiceServer
+from .signals import stop_session
 
 # A connection check answers an admin's click: it must not hang the page on a silent server.
 CHECK_TIMEOUT_S = 5.0
@@ -72,7 +80,7 @@ class VoiceServerAdmin(admin.ModelAdmin):
     def login_count(self, obj: VoiceServer) -> int:
         return obj.login_count  # type: ignore[attr-defined]
 
-    @admin.action(description="Check connection (first agent login of each server)")
+    @admin.action(description="Check connection (first agent login of each server)", permissions=["change"])
     def check_first_login(self, request: HttpRequest, queryset: QuerySet[VoiceServer]) -> None:
         logins = []
         for server in queryset:
@@ -153,7 +161,7 @@ class AgentLoginAdmin(admin.ModelAdmin):
     def agent_state_display(self, obj: AgentLogin) -> str:
         return f"{obj.agent_state} ({obj.state_reason})" if obj.state_reason else obj.agent_state
 
-    @admin.action(description="Check connection")
+    @admin.action(description="Check connection", permissions=["change"])
     def check_connection(self, request: HttpRequest, queryset: QuerySet[AgentLogin]) -> None:
         report_checks(self, request, list(queryset.select_related("server", "user")))
 
@@ -216,3 +224,158 @@ class CallRecordAdmin(ReadOnlyAdmin):
     @admin.display(description="agent", ordering="login__user__username")
     def agent(self, obj: CallRecord) -> str:
         return _login_user(obj)
+
+
+# --- Not-ready reasons, speed dials, the audit log; agent sessions and CSV import ---
+
+
+@admin.register(NotReadyReason)
+class NotReadyReasonAdmin(admin.ModelAdmin):
+    list_display = ["label", "code", "position", "active"]
+    list_editable = ["position", "active"]
+    list_filter = ["active"]
+    search_fields = ["label", "code"]
+
+
+@admin.register(SpeedDial)
+class SpeedDialAdmin(admin.ModelAdmin):
+    list_display = ["label", "number", "position", "active"]
+    list_editable = ["position", "active"]
+    list_filter = ["active"]
+    search_fields = ["label", "number"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    """The audit log: to read and search, never to add, change or delete (the model refuses too)."""
+
+    list_display = ["when", "username", "action", "call_id", "detail", "result", "message", "remote_address"]
+    list_filter = ["result", "action", "when"]
+    search_fields = ["username", "call_id", "detail", "message", "remote_address"]
+    date_hierarchy = "when"
+    show_full_result_count = False  # counting a large log on every page is slow
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        return {}  # not even "delete selected"
+
+
+class LiveSessionFilter(admin.SimpleListFilter):
+    """Whether a worker holds the login's Voice API session now (its lease has not run out)."""
+
+    title = "live session"
+    parameter_name = "live"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "Live"), ("no", "Not live")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AgentLogin]) -> QuerySet[AgentLogin]:
+        live = Q(lease_until__gt=timezone.now())
+        if self.value() == "yes":
+            return queryset.filter(live)
+        if self.value() == "no":
+            return queryset.exclude(live)
+        return queryset
+
+
+class ImportAgentLoginsForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file",
+        help_text=(
+            "UTF-8, with the columns username, voice_username, password, dn, place and optionally "
+            "server and email. At most 2 MB."
+        ),
+    )
+    server = forms.ModelChoiceField(
+        VoiceServer.objects.all(), required=False, help_text="For rows that name no server."
+    )
+    dry_run = forms.BooleanField(
+        label="Dry run: check every row, write nothing", required=False, initial=True
+    )
+
+
+class AgentLoginSessionAdmin(AgentLoginAdmin):
+    """AgentLoginAdmin with who has a live session, "End session", and "Import CSV"."""
+
+    list_display = [*AgentLoginAdmin.list_display, "live_session"]
+    list_filter = [LiveSessionFilter, *AgentLoginAdmin.list_filter]
+    actions = [*AgentLoginAdmin.actions, "end_session"]
+    change_list_template = "admin/calls/agentlogin/change_list.html"
+
+    @admin.display(description="live session", boolean=True, ordering="lease_until")
+    def live_session(self, obj: AgentLogin) -> bool:
+        return obj.lease_until is not None and obj.lease_until > timezone.now()
+
+    @admin.action(description="End session (stop the Voice API session)", permissions=["change"])
+    def end_session(self, request: HttpRequest, queryset: QuerySet[AgentLogin]) -> None:
+        """The worker drops the session and the agent's tabs show it offline; it comes back only when
+        the agent opens the desk again (a page load asks for the session)."""
+        logins = list(queryset.select_related("user"))
+        # Not wanted first: a reconcile in between must not start the session again.
+        AgentLogin.objects.filter(pk__in=[login.pk for login in logins]).update(wanted=False)
+        for login in logins:
+            stop_session(login.pk)
+            audit.record(
+                action=audit.END_SESSION,
+                result=AuditEntry.OK,
+                user=request.user,
+                detail=login.user.get_username(),
+                message=f"stopped the Voice API session of {login.username} on {login.server_id}",
+                address=audit.request_address(request),
+            )
+        self.message_user(request, f"Asked the session worker to stop {len(logins)} session(s).")
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(self.import_view)
+        return [path("import/", view, name="calls_agentlogin_import"), *super().get_urls()]
+
+    def may_import(self, request: HttpRequest) -> bool:
+        """Importing creates and changes users as well as agent logins."""
+        user_model = get_user_model()._meta
+        return (
+            self.has_add_permission(request)
+            and self.has_change_permission(request)
+            and request.user.has_perms(
+                [f"{user_model.app_label}.add_{user_model.model_name}"]
+                + [f"{user_model.app_label}.change_{user_model.model_name}"]
+            )
+        )
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        extra_context = {**(extra_context or {}), "may_import": self.may_import(request)}
+        return super().changelist_view(request, extra_context)
+
+    def import_view(self, request: HttpRequest) -> TemplateResponse:
+        if not self.may_import(request):
+            raise PermissionDenied
+        report = None
+        error = ""
+        if request.method == "POST":
+            form = ImportAgentLoginsForm(request.POST, request.FILES)
+            if form.is_valid():
+                upload = form.cleaned_data["file"]
+                server = form.cleaned_data["server"]
+                try:
+                    report = import_agent_logins(
+                        upload.read(importing.MAX_BYTES + 1),
+                        server_name=server.name if server else "",
+                        dry_run=form.cleaned_data["dry_run"],
+                        actor=request.user,
+                        address=audit.request_address(request),
+                    )
+                except ImportRefused as exc:
+                    error = str(exc)
+        else:
+            form = ImportAgentLoginsForm()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Import agent logins",
+            "form": form,
+            "report": report,
+            "error": error,
+        }
+        return TemplateResponse(request, "admin/calls/agentlogin/import.html", context)
+
+
+admin.site.unregister(AgentLogin)
+admin.site.register(AgentLogin, AgentLoginSessionAdmin)

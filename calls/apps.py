@@ -6,4 +6,5 @@ class CallsConfig(AppConfig):
     verbose_name = "Calls"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (connects the session start/stop receivers)
+        # Connect the receivers: session start/stop, and the audit log's sign-in records.
+        from . import audit, signals  # noqa: F401

@@ -1,11 +1,12 @@
 """CometD (Bayeux) notifications: the only module that uses aiocometd.
 
 aiocometd takes no headers or cookies argument, so an ``Extension`` puts the Voice API session
-on every outgoing request. It re-handshakes by itself when the server forgets the client
-(``402::unknown client``); messages published in between are lost, so once the new session's
-first connect succeeds (its re-subscriptions ride in the same request) the stream yields
-``RESYNC`` and the caller re-reads the server's state before trusting events again. Anything
-that ends the stream surfaces as ``StreamLost``.
+on every outgoing request. aiocometd also retries failed connects and re-handshakes by itself
+(``402::unknown client``) without telling its caller, so the extension watches the traffic: a
+connect sent while the previous one got no successful answer, or a second handshake, yields
+``RECONNECTING``; the first successful connect after that yields ``RESYNC`` (messages may have
+been lost meanwhile), and the caller re-reads the server's state before trusting events again.
+Anything that ends the stream surfaces as ``StreamLost``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aiocometd_noloop import Client, ConnectionType, Extension
 from aiocometd_noloop.exceptions import AiocometdException
 
 RESYNC = ("", None)
+RECONNECTING = ("", "reconnecting")
 
 
 class StreamLost(Exception):
@@ -26,14 +28,27 @@ class StreamLost(Exception):
 
 
 class _SessionExtension(Extension):
-    def __init__(self, headers: Callable[[], dict[str, str]], on_resubscribed: Callable[[], None]) -> None:
+    def __init__(
+        self, headers: Callable[[], dict[str, str]], signal: Callable[[tuple[str, Any]], None]
+    ) -> None:
         self.headers = headers
-        self.on_resubscribed = on_resubscribed
+        self.signal = signal
         self.handshakes = 0
-        self.rehandshaken = False
+        self.connect_pending = False
+        self.degraded = False
 
     async def outgoing(self, payload: list[dict[str, Any]], headers: dict[str, str]) -> None:
         headers.update(self.headers())
+        for message in payload:
+            channel = message.get("channel")
+            retrying = (channel == "/meta/handshake" and self.handshakes > 0) or (
+                channel == "/meta/connect" and self.connect_pending
+            )
+            if retrying and not self.degraded:
+                self.degraded = True
+                self.signal(RECONNECTING)
+            if channel == "/meta/connect":
+                self.connect_pending = True
 
     async def incoming(self, payload: list[dict[str, Any]], headers: dict[str, str] | None = None) -> None:
         for message in payload:
@@ -41,10 +56,11 @@ class _SessionExtension(Extension):
                 continue
             if message.get("channel") == "/meta/handshake":
                 self.handshakes += 1
-                self.rehandshaken = self.handshakes > 1
-            elif message.get("channel") == "/meta/connect" and self.rehandshaken:
-                self.rehandshaken = False
-                self.on_resubscribed()
+            elif message.get("channel") == "/meta/connect":
+                self.connect_pending = False
+                if self.degraded:
+                    self.degraded = False
+                    self.signal(RESYNC)
 
 
 class NotificationStream:
@@ -60,7 +76,7 @@ class NotificationStream:
         connection_timeout: float = 10.0,
     ) -> None:
         self._queue: asyncio.Queue[tuple[str, Any] | BaseException] = asyncio.Queue()
-        self._extension = _SessionExtension(headers, lambda: self._queue.put_nowait(RESYNC))
+        self._extension = _SessionExtension(headers, self._queue.put_nowait)
         self._client = Client(
             url,
             ConnectionType.LONG_POLLING,

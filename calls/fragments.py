@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 
-from .models import AgentLogin, LiveCall
+from .models import AgentLogin, LiveCall, NotReadyReason
 from .operations import card_controls
 
 
@@ -50,7 +50,16 @@ def calls_region(login: AgentLogin, *, oob: bool = True) -> str:
 
 
 def agent_state(login: AgentLogin, *, oob: bool = True) -> str:
-    return render_to_string("calls/agent_state.html", {"login": login, "oob": oob})
+    """The agent-state bar, with the admin-managed reasons the agent may give for NotReady."""
+    reasons = list(NotReadyReason.objects.all())
+    labels = {reason.code: reason.label for reason in reasons}
+    context = {
+        "login": login,
+        "reasons": [reason for reason in reasons if reason.active],
+        "reason_label": labels.get(login.state_reason, login.state_reason),
+        "oob": oob,
+    }
+    return render_to_string("calls/agent_state.html", context)
 
 
 def connection(login: AgentLogin, *, oob: bool = True) -> str:

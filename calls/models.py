@@ -1,11 +1,13 @@
 """Agent logins and voice servers (admin-managed), live call state and call history.
 
-Rows here are written only by ``calls.services``, which also publishes what changed.
+Live calls and call history are written only by ``calls.services``, which also publishes what
+changed; audit entries only by ``calls.audit``, once each.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -128,3 +130,94 @@ class NotReadyReason(models.Model):
 
     def __str__(self) -> str:
         return self.label
+
+
+def validate_destination(value: str) -> None:
+    """The dial pad's own rule for a number, so a speed dial is always one the desk would dial."""
+    from .operations import InvalidParameters, clean_destination  # operations imports this module
+
+    try:
+        clean_destination(value)
+    except InvalidParameters as exc:
+        raise ValidationError(str(exc), code="invalid_destination") from exc
+
+
+class SpeedDial(models.Model):
+    """A number offered on every agent's dial pad (the help desk, a supervisor, a partner's queue)."""
+
+    label = models.CharField(max_length=60)
+    number = models.CharField(max_length=40, validators=[validate_destination])
+    position = models.PositiveSmallIntegerField(default=0)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["position", "label"]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.number})"
+
+    def clean(self) -> None:
+        from .operations import InvalidParameters, clean_destination
+
+        try:
+            self.number = clean_destination(self.number)  # stored as it is dialled
+        except InvalidParameters:
+            pass  # the field's validator reports it
+
+
+class AuditEntryImmutable(Exception):
+    """Raised on any attempt to change or delete an audit entry."""
+
+
+class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
+    def update(self, **kwargs: object) -> int:
+        raise AuditEntryImmutable("Audit entries are written once and never changed")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AuditEntryImmutable("Audit entries are never deleted")
+
+
+class AuditEntry(models.Model):
+    """Who did what to which call, when, from where, and how it ended; written once by ``calls.audit``.
+
+    Never holds a secret: no password, no DTMF digits, no attached-data values.
+    """
+
+    OK = "ok"
+    REFUSED = "refused"
+    FAILED = "failed"
+    RESULTS = [(OK, "OK"), (REFUSED, "Refused"), (FAILED, "Failed")]
+
+    when = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as text too: the user may be deleted, and a failed login names no user at all.
+    username = models.CharField(max_length=150, blank=True, db_index=True)
+    action = models.CharField(max_length=64, db_index=True)
+    call_id = models.CharField("call id", max_length=100, blank=True, db_index=True)
+    detail = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The number dialled, the participant removed or the attached-data key.",
+    )
+    result = models.CharField(max_length=10, choices=RESULTS)
+    message = models.CharField(max_length=500, blank=True, help_text="The Voice API's or the desk's words.")
+    remote_address = models.CharField(max_length=64, blank=True)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-when", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.when:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.result}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise AuditEntryImmutable("Audit entries are written once and never changed")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise AuditEntryImmutable("Audit entries are never deleted")

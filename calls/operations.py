@@ -16,6 +16,18 @@ DESTINATION = re.compile(r"^\+?[0-9*#]{2,32}$")
 DIGITS = re.compile(r"^[0-9*#A-D]{1,64}$")
 KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 MAX_VALUE = 1024
+# The same rules as the browser's pattern attributes (whole-value match, compiled with the `v`
+# flag): a destination may still carry the separators clean_destination drops.
+INPUT_PATTERNS = {
+    "destination": r"\+?[0-9*#\s\(\)\.\-]{2,40}",
+    "digits": r"[0-9*#A-D]{1,64}",
+    "key": r"[A-Za-z0-9_.\-]{1,64}",
+}
+INPUT_HINTS = {
+    "destination": "A phone number: digits, optionally + first, * or #",
+    "digits": "Digits 0-9, *, # and A-D",
+    "key": "Letters, digits, '_', '-' or '.'",
+}
 
 
 @dataclass(frozen=True)
@@ -25,34 +37,92 @@ class Operation:
     params: tuple[str, ...] = ()
     shortcut: str = ""
     style: str = ""
+    # Where a card draws it: "primary" buttons are always in sight; "transfer", "dtmf" and "data"
+    # sit behind their own disclosure; "item" controls are drawn per participant or per pair.
+    group: str = "primary"
+    hint: str = ""
+    verb: str = ""  # a short button text where a row label already names the operation
 
 
 OPERATIONS = {
     op.name: op
     for op in (
+        # Primary buttons in the order a card shows them; Hang up last, set apart.
         Operation("Answer", "Answer", shortcut="a", style="primary"),
-        Operation("Hangup", "Hang up", shortcut="h", style="danger"),
-        Operation("Hold", "Hold", shortcut="o"),
-        Operation("Retrieve", "Retrieve", shortcut="o"),
-        Operation("SwapCalls", "Swap", shortcut="s"),
         Operation("CompleteTransfer", "Complete transfer", style="primary"),
         Operation("CompleteConference", "Complete conference", style="primary"),
+        Operation("SwapCalls", "Swap", shortcut="s"),
+        Operation("Hold", "Hold", shortcut="o"),
+        Operation("Retrieve", "Retrieve", shortcut="o"),
         Operation("MuteCall", "Mute", shortcut="m"),
         Operation("UnmuteCall", "Unmute", shortcut="m"),
-        Operation("DeleteUserData", "Clear attached data"),
-        Operation("InitiateTransfer", "Consult transfer", ("destination",), shortcut="t"),
-        Operation("InitiateConference", "Consult conference", ("destination",), shortcut="c"),
-        Operation("SingleStepTransfer", "Blind transfer", ("destination",)),
-        Operation("SingleStepConference", "Add to conference", ("destination",)),
-        Operation("SendDtmf", "Send digits", ("digits",)),
-        Operation("UpdateUserData", "Set data", ("key", "value")),
-        Operation("AttachUserData", "Attach data", ("key", "value")),
-        Operation("DeleteUserDataPair", "Remove", ("key",)),
-        Operation("RemoveParticipantFromConference", "Remove", ("participant",)),
+        Operation("Hangup", "Hang up", shortcut="h", style="danger"),
+        Operation(
+            "InitiateTransfer",
+            "Consult transfer",
+            ("destination",),
+            shortcut="t",
+            group="transfer",
+            hint="talk first, then complete",
+            verb="Consult",
+        ),
+        Operation(
+            "InitiateConference",
+            "Consult conference",
+            ("destination",),
+            shortcut="c",
+            group="transfer",
+            hint="talk first, then join everyone",
+            verb="Consult",
+        ),
+        Operation(
+            "SingleStepTransfer",
+            "Blind transfer",
+            ("destination",),
+            group="transfer",
+            hint="hand over now",
+            verb="Transfer",
+        ),
+        Operation(
+            "SingleStepConference",
+            "Add to conference",
+            ("destination",),
+            group="transfer",
+            hint="join now",
+            verb="Add",
+        ),
+        Operation("SendDtmf", "Send digits", ("digits",), group="dtmf"),
+        Operation("AttachUserData", "Attach data", ("key", "value"), group="data", hint="Add a pair"),
+        Operation("UpdateUserData", "Update data", ("key", "value"), group="data", hint="Change a value"),
+        Operation("DeleteUserData", "Clear attached data", group="data"),
+        Operation("DeleteUserDataPair", "Remove", ("key",), group="item"),
+        Operation("RemoveParticipantFromConference", "Remove", ("participant",), group="item"),
     )
 }
 # Controls drawn per pair or per participant rather than once per card.
-PER_ITEM = {"DeleteUserDataPair", "RemoveParticipantFromConference"}
+PER_ITEM = {name for name, op in OPERATIONS.items() if op.group == "item"}
+
+# Keys the desk answers to outside text fields, for the page's "?" overlay. Call keys act on the
+# most relevant card (ringing first, else the active one) that offers the operation; static/desk.js
+# finds them through each control's data-shortcut.
+AGENT_SHORTCUTS = (("r", "Ready"), ("n", "Not ready"), ("w", "After-call work"))
+PAGE_SHORTCUTS = (
+    ("d", "Dial: go to the dial pad"),
+    ("?", "Show these shortcuts"),
+    ("Esc", "Close this list"),
+)
+
+
+def shortcuts() -> list[tuple[str, str]]:
+    """Every keyboard shortcut with what it does, call operations first."""
+    by_key: dict[str, list[str]] = {}
+    for op in OPERATIONS.values():
+        if op.shortcut:
+            label = f"{op.label}: type the number" if op.params else op.label
+            by_key.setdefault(op.shortcut, []).append(label)
+    order = "ahotcsm"  # the order agents learn them in: the call's life, then the extras
+    calls = sorted(by_key.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order))
+    return [(key, " / ".join(labels)) for key, labels in calls] + list(AGENT_SHORTCUTS) + list(PAGE_SHORTCUTS)
 
 
 class InvalidParameters(ValueError):
@@ -60,12 +130,18 @@ class InvalidParameters(ValueError):
 
 
 def card_controls(live: LiveCall) -> dict[str, list[Operation]]:
-    """The controls a card shows: exactly the operations its capabilities offer that we know."""
+    """The controls a card shows: exactly the operations its capabilities offer that we know.
+
+    ``buttons`` and ``forms`` split them by whether they take parameters; ``primary``,
+    ``transfer``, ``dtmf`` and ``data`` by where the card draws them."""
     offered = [OPERATIONS[name] for name in OPERATIONS if live.offers(name) and name not in PER_ITEM]
-    return {
+    controls: dict[str, list[Operation]] = {
         "buttons": [op for op in offered if not op.params],
         "forms": [op for op in offered if op.params],
     }
+    for group in ("primary", "transfer", "dtmf", "data"):
+        controls[group] = [op for op in offered if op.group == group]
+    return controls
 
 
 def clean_destination(value: str) -> str:

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from . import services
 from .clients import new_client
-from .cometd import RESYNC, NotificationStream, StreamLost
+from .cometd import RECONNECTING, RESYNC, NotificationStream, StreamLost
 from .genesys import CALLS_CHANNEL, DEVICES_CHANNEL, VoiceApiError, parse_message
 from .models import AgentLogin
 from .voice import CallNotification, MalformedNotification
@@ -65,6 +65,11 @@ def claim(login_id: int) -> AgentLogin | None:
 @database_sync_to_async
 def release(login_id: int) -> None:
     AgentLogin.objects.filter(pk=login_id, worker=WORKER_ID).update(worker="", lease_until=None)
+
+
+def release_all_leases() -> int:
+    """For a process that knows it is the only worker (the embedded default): forget every lease."""
+    return AgentLogin.objects.exclude(worker="").update(worker="", lease_until=None)
 
 
 @database_sync_to_async
@@ -109,7 +114,9 @@ class AgentSession:
                     await self.status(AgentLogin.CONNECTED)
                     self.failures = 0
                     async for channel, data in stream:
-                        if (channel, data) == RESYNC:
+                        if (channel, data) == RECONNECTING:
+                            await self.status(AgentLogin.RECONNECTING)
+                        elif (channel, data) == RESYNC:
                             await self.status(AgentLogin.RECONNECTING)
                             await self.resync(client)
                             await self.status(AgentLogin.CONNECTED)

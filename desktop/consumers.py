@@ -13,7 +13,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from calls import fragments
+from calls import audit, fragments
 from calls.models import AgentLogin
 from calls.services import group_name
 from calls.worker import CHANNEL
@@ -40,10 +40,12 @@ class DesktopConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_active:
+            await audit.websocket_refused(self.scope, "not signed in")
             await self.close(code=4401)
             return
         found = await _login_and_snapshot(user.pk)
         if found is None:
+            await audit.websocket_refused(self.scope, "no enabled agent login")
             await self.close(code=4403)
             return
         login_id, _ = found

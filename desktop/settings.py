@@ -63,7 +63,9 @@ def channel_layers_from_env(env: Mapping[str, str]) -> dict[str, Any]:
         return {
             "default": {
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [redis_url]},
+                # redis-py 8 gives every connection a 5 s socket timeout, as long as channels_redis's
+                # blocking read: an idle consumer's read would fail (channels_redis#422).
+                "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": None}]},
             }
         }
     return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -175,6 +177,61 @@ STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# --- Security ---
+# OWASP ASVS level 2 is the yardstick. desktop.security holds the middleware; calls.ratelimit the
+# counters (in CACHES); calls.audit the audit log.
+
+
+def caches_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """Redis when REDIS_URL is set (rate limits shared by every process), else this process's memory."""
+    redis_url = env.get("REDIS_URL")
+    if redis_url:
+        return {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": redis_url,
+                "KEY_PREFIX": "switchboard",
+                # A Redis that stops answering must not hold up an agent's click for long.
+                "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            }
+        }
+    return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "desk"}}
+
+
+CACHES = caches_from_env(ENV)
+
+# Who may show the desk in a frame (a CRM), as CSP frame-ancestors sources, e.g.
+# "https://crm.example.com"; 'none' (the default) also sends X-Frame-Options: DENY. A CRM on
+# another site also needs cookies that cross sites, which SameSite=Lax does not allow.
+FRAME_ANCESTORS = env_list(ENV, "FRAME_ANCESTORS", "'none'")
+MIDDLEWARE.remove("django.middleware.clickjacking.XFrameOptionsMiddleware")  # framing is decided below
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "desktop.security.SecurityHeadersMiddleware",
+)
+MIDDLEWARE.append("desktop.security.DeskGuardMiddleware")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Only ever sent over HTTPS; on by default where cookies are secure, that is in production.
+SECURE_HSTS_SECONDS = int(ENV.get("SECURE_HSTS_SECONDS", "31536000" if SECURE_COOKIES else "0"))
+
+# Sessions end after this long without a request; the expiry slides (written at most once a minute).
+# The session cookie stays SameSite=Lax (above): Strict would drop it on the redirect back from an
+# OpenID Connect provider.
+SESSION_IDLE_TIMEOUT_SECONDS = int(ENV.get("SESSION_IDLE_TIMEOUT_SECONDS", str(8 * 3600)))
+SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT_SECONDS
+# Pages carry the token in hx-headers; no script needs to read the cookie.
+CSRF_COOKIE_HTTPONLY = True
+
+# An action identical to the user's previous one within this many seconds is a double click: it
+# is answered 204 and not sent. More than ACTION_RATE_LIMIT ("count/seconds") is answered 429.
+ACTION_DUPLICATE_WINDOW_SECONDS = float(ENV.get("ACTION_DUPLICATE_WINDOW_SECONDS", "1.5"))
+ACTION_RATE_LIMIT = ENV.get("ACTION_RATE_LIMIT", "30/10")
+# After this many failed sign-ins ("count/seconds") for a username from one address, its sign-ins
+# from there are refused, unchecked, for the period.
+LOGIN_FAILURE_LIMIT = ENV.get("LOGIN_FAILURE_LIMIT", "10/300")
+
 LOG_LEVEL = ENV.get("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
@@ -191,3 +248,60 @@ LOGGING = {
         for name in ("switchboard", "desktop", "calls", "simulator")
     },
 }
+
+# --- Single sign-on ---
+# Off by default: agents and admins log in with Django users. Header SSO believes a user-name
+# header from an authenticating proxy, OpenID Connect sends the browser to an identity provider;
+# both can run beside the local login, which LOCAL_LOGIN_FOR_AGENTS can close to non-staff users.
+# desktop.sso holds the middleware, backends and the login page's view and context.
+
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("desktop.sso.sso_context")
+LOCAL_LOGIN_FOR_AGENTS = env_bool(ENV, "LOCAL_LOGIN_FOR_AGENTS", True)
+
+# The proxy must set this header on every request and drop any copy a client sends. Only the TCP
+# peer (REMOTE_ADDR, the proxy itself) is checked against SSO_TRUSTED_PROXIES, never X-Forwarded-For.
+SSO_HEADER = ENV.get("SSO_HEADER", "").strip()
+SSO_TRUSTED_PROXIES = env_list(ENV, "SSO_TRUSTED_PROXIES", "127.0.0.1/32,::1/128") if SSO_HEADER else []
+SSO_CREATE_USERS = env_bool(ENV, "SSO_CREATE_USERS", False)
+if SSO_HEADER:
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+        "desktop.sso.HeaderSsoMiddleware",
+    )
+    AUTHENTICATION_BACKENDS.append("desktop.sso.HeaderSsoBackend")
+
+# OpenID Connect (mozilla-django-oidc), on when OIDC_RP_CLIENT_ID is set: the authorization code
+# flow with state, nonce and PKCE; the provider's `sub` is the identity (desktop.models.OidcIdentity).
+OIDC_RP_CLIENT_ID = ENV.get("OIDC_RP_CLIENT_ID", "").strip()
+OIDC_RP_CLIENT_SECRET = ENV.get("OIDC_RP_CLIENT_SECRET", "")
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_OP_AUTHORIZATION_ENDPOINT = ENV.get("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = ENV.get("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = ENV.get("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = ENV.get("OIDC_OP_JWKS_ENDPOINT", "")
+OIDC_OP_LOGOUT_URL = ENV.get("OIDC_OP_LOGOUT_URL", "")
+OIDC_RP_SIGN_ALGO = ENV.get("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = ENV.get("OIDC_RP_SCOPES", "openid email profile")
+OIDC_PROVIDER_NAME = ENV.get("OIDC_PROVIDER_NAME", "SSO")
+OIDC_USERNAME_CLAIM = ENV.get("OIDC_USERNAME_CLAIM", "preferred_username")
+OIDC_CREATE_USERS = env_bool(ENV, "OIDC_CREATE_USERS", False)
+OIDC_USE_NONCE = True
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = float(ENV.get("OIDC_TIMEOUT_SECONDS", "10"))  # the library's default is no timeout
+# Kept only to name the session at the provider's end_session endpoint on logout.
+OIDC_STORE_ID_TOKEN = bool(OIDC_OP_LOGOUT_URL)
+OIDC_OP_LOGOUT_URL_METHOD = "desktop.sso.provider_logout_url"
+LOGIN_REDIRECT_URL_FAILURE = LOGIN_URL + "?sso=failed"
+if OIDC_ENABLED:
+    _oidc_endpoints = {
+        "OIDC_OP_AUTHORIZATION_ENDPOINT": OIDC_OP_AUTHORIZATION_ENDPOINT,
+        "OIDC_OP_TOKEN_ENDPOINT": OIDC_OP_TOKEN_ENDPOINT,
+        "OIDC_OP_USER_ENDPOINT": OIDC_OP_USER_ENDPOINT,
+        # Asymmetric signatures are checked with the provider's published keys.
+        "OIDC_OP_JWKS_ENDPOINT": OIDC_OP_JWKS_ENDPOINT or not OIDC_RP_SIGN_ALGO.startswith(("RS", "ES")),
+    }
+    _oidc_missing = [name for name, value in _oidc_endpoints.items() if not value]
+    if _oidc_missing:
+        raise ValueError(f"OIDC_RP_CLIENT_ID is set, so set {', '.join(_oidc_missing)} too")
+    AUTHENTICATION_BACKENDS.append("desktop.sso.OidcBackend")

@@ -25,7 +25,7 @@ from typing import Any
 
 log = logging.getLogger("switchboard.simulator")
 
-INTERNAL_RANGES = ((5000, 5099), (6000, 6199), (15000, 15099))
+INTERNAL_RANGES = ((5000, 5099), (6000, 6199), (15000, 15099), (20000, 29999))
 
 RINGING = "Ringing"
 DIALING = "Dialing"

@@ -129,3 +129,22 @@ def redis_url() -> str:
 def postgres_url() -> str:
     _require_service("PostgreSQL", "127.0.0.1", 5432)
     return "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests run last. Playwright's sync API keeps an event loop running from its first test
+    to the end of the session, and an asyncio test after it could not start its own loop."""
+    for item in items:
+        if {"page", "browser", "context"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.browser)
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layers() -> Iterator[None]:
+    """A new in-memory channel layer for every test: its queues belong to the test's own event loop."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()

@@ -176,7 +176,8 @@ def test_settings_pick_redis_when_redis_url_is_set() -> None:
     layers = channel_layers_from_env({"REDIS_URL": "redis://redis.example:6379/2"})
 
     assert layers["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
-    assert layers["default"]["CONFIG"]["hosts"] == ["redis://redis.example:6379/2"]
+    (host,) = layers["default"]["CONFIG"]["hosts"]
+    assert host == {"address": "redis://redis.example:6379/2", "socket_timeout": None}
 
 
 def test_settings_use_the_in_memory_layer_without_redis_url() -> None:
@@ -267,6 +268,8 @@ def test_the_admin_password_is_made_once_and_again_only_on_reset() -> None:
     assert get_user_model().objects.get(username="admin").is_superuser
 
 
+# Channels closes stale database connections before each handler, so the consumer touches the database.
+@pytest.mark.django_db
 async def test_the_in_process_worker_serves_every_channel_route() -> None:
     received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 

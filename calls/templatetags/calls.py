@@ -1,10 +1,13 @@
-"""Template filters for call cards."""
+"""Template filters and tags for call cards and the desk page."""
 
 from __future__ import annotations
 
 import datetime
 
 from django import template
+
+from calls.models import LiveCall
+from calls.operations import INPUT_HINTS, INPUT_PATTERNS, shortcuts
 
 register = template.Library()
 
@@ -13,3 +16,31 @@ register = template.Library()
 def epoch(value: datetime.datetime | None) -> int:
     """Seconds since the epoch: the page's clock ticks call durations from it."""
     return int(value.timestamp()) if value else 0
+
+
+@register.filter
+def parties(call: LiveCall) -> str:
+    """Who the call is with, as the agent reads it: the other parties, else the dialled number."""
+    return ", ".join(call.participants) or call.dnis or "unknown number"
+
+
+@register.filter
+def consult_for(call: LiveCall) -> str:
+    """Whom a consult call is about: the parties of its parent call, as that card shows them."""
+    parent = LiveCall.objects.filter(login_id=call.login_id, call_id=call.parent_call_id).first()
+    return parties(parent) if parent else "another call"
+
+
+@register.filter
+def input_pattern(param: str) -> str:
+    return INPUT_PATTERNS.get(param, "")
+
+
+@register.filter
+def input_hint(param: str) -> str:
+    return INPUT_HINTS.get(param, "")
+
+
+@register.simple_tag
+def keyboard_shortcuts() -> list[tuple[str, str]]:
+    return shortcuts()

@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import channel_layers, get_channel_layer
+from channels.layers import get_channel_layer
 from channels.testing import ApplicationCommunicator, WebsocketCommunicator
 from django.contrib.auth import get_user_model
+from django.db import connections
 
 from calls import actions
 from calls.models import AgentLogin, CallRecord, LiveCall, VoiceServer
@@ -30,10 +31,8 @@ DNS = {"agent1": "5005", "agent2": "5001", "agent4": "15000"}
 
 
 @pytest.fixture(autouse=True)
-def fresh_layer(settings: Any) -> None:
-    """A new in-memory layer per test: its queues belong to the test's event loop."""
+def quick_backoff(settings: Any) -> None:
     settings.VOICE_SESSION_MAX_BACKOFF_SECONDS = 1
-    channel_layers.backends.pop("default", None)
 
 
 @pytest.fixture
@@ -94,6 +93,9 @@ async def worker() -> AsyncIterator[RunningWorker]:
     yield running
     if running.communicator is not None:
         await running.stop()
+    # The worker's database work runs on asgiref's one thread-sensitive thread: wait for what is still
+    # queued there and close that thread's connection, so the next test starts with a free thread.
+    await sync_to_async(connections.close_all)()
 
 
 class Desk:
@@ -302,6 +304,8 @@ async def test_after_a_cometd_drop_an_outage_and_a_worker_restart_the_state_equa
     await control(simulator, "POST", "/control/faults", {"http_status": 503, "for_ms": 1500})
     await control(simulator, "POST", "/control/parties/5002/hangup")
     await desk.until(rf'<div id="call-{second}" hx-swap-oob="delete">', wait=20)
+    await desk.until(r'id="connection"[^>]*data-status="reconnecting"', wait=10)
+    await desk.until(r'id="connection"[^>]*data-status="connected"', wait=20)
 
     # 3. The worker stops (SIGTERM drain) and the call changes while no worker runs.
     await worker.stop()

@@ -27,6 +27,21 @@ log = logging.getLogger("switchboard.runworker")
 DRAIN_TIMEOUT_S = 10.0
 
 
+async def cancel_until_done(tasks: list[asyncio.Task[Any]]) -> BaseException | None:
+    """Cancels the tasks, again and again until they end: a Redis client can swallow the cancellation
+    of a blocking read (redis/redis-py#2028) and go on reading. Returns the first task's failure."""
+    deadline = asyncio.get_running_loop().time() + DRAIN_TIMEOUT_S
+    while pending := [task for task in tasks if not task.done()]:
+        if asyncio.get_running_loop().time() > deadline:
+            log.warning("%d listener(s) would not stop", len(pending))
+            break
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=0.2)
+    failures = [task.exception() for task in tasks if task.done() and not task.cancelled()]
+    return next((failure for failure in failures if failure is not None), None)
+
+
 class Command(runworker.Command):
     help = "Serves worker channels (voice-sessions) until SIGTERM or SIGINT, then drains and exits 0."
 
@@ -45,7 +60,7 @@ class Command(runworker.Command):
         2. Listen on the channels, and reap finished consumer instances as Channels' worker does.
         3. On SIGTERM or SIGINT, stop listening, then cancel every consumer instance and wait for it:
            its cleanup ends its sessions and hands back their leases, so another worker takes over.
-        4. Return (exit 0); if listening failed instead (the layer is gone), raise that after draining.
+        4. Return (exit 0); if listening ended otherwise (the layer is gone), raise after draining.
         """
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
@@ -71,19 +86,18 @@ class Command(runworker.Command):
             )
             self.stdout.flush()
             await asyncio.wait([*serving, stopped], return_when=asyncio.FIRST_COMPLETED)
-            for task in [*serving, stopped]:
-                task.cancel()
-            outcomes = await asyncio.gather(*serving, return_exceptions=True)
+            stopped.cancel()
+            failure = await cancel_until_done(serving)
             await self.drain(worker)
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
-        failure = next((o for o in outcomes if isinstance(o, Exception)), None)
-        if not stop.is_set() and failure is not None:
-            raise failure
+        if not stop.is_set():
+            raise failure or CommandError("the worker stopped listening without being asked to")
         self.stdout.write("Worker stopped")
 
     async def drain(self, worker: Worker) -> None:
+        """Cancels every consumer instance once (its cleanup must not be cut short) and waits for it."""
         instances = [details["future"] for details in worker.application_instances.values()]
         for future in instances:
             future.cancel()

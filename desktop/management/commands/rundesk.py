@@ -34,6 +34,7 @@ from django.db import connections
 
 from calls.demo import create_demo_agent_logins, point_embedded_server
 from calls.worker import CHANNEL as VOICE_SESSIONS
+from calls.worker import release_all_leases
 from desktop.routing import channel_routes
 
 logger = logging.getLogger("switchboard.rundesk")
@@ -73,12 +74,15 @@ def embedded_simulator_url(host: str, port: int) -> str:
 
 async def bring_sessions_back(simulator_url: str | None, layer: BaseChannelLayer | None) -> None:
     """1. Point the embedded voice server at ``simulator_url`` (its port may differ from the last run).
-    2. Ask the in-process worker on ``layer`` to reconcile: sessions that should run are opened again."""
+    2. With the in-memory layer (``layer`` given) this process is the only worker there is: leases
+       left by an earlier run of it are stale, so hand them back at once instead of waiting them out.
+    3. Ask the in-process worker on ``layer`` to reconcile: sessions that should run are opened again."""
     try:
         if simulator_url:
             # The ORM is synchronous and this runs on Daphne's event loop.
             await database_sync_to_async(point_embedded_server)(simulator_url)
         if layer is not None and VOICE_SESSIONS in channel_routes:
+            await database_sync_to_async(release_all_leases)()
             await layer.send(VOICE_SESSIONS, {"type": "session.reconcile"})
     except Exception:
         logger.exception("could not bring the agent sessions back")

@@ -1,0 +1,149 @@
+"""The audit log: who did what to which call, when, from where, and how it ended.
+
+Every agent action is recorded by ``calls.actions`` (ok, refused or failed, with the Voice API's
+own message); every sign-in, sign-out and refused sign-in by the auth signals below; every
+WebSocket refused for want of a signed-in agent by the desktop consumer. Each row is also logged
+to the ``switchboard.audit`` logger, for a log shipper to take off the machine.
+
+A row never holds a secret: no password (Django hands the signals a cleansed copy, and only the
+attempted username is kept), no DTMF digits, no attached-data values.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+
+from . import ratelimit
+from .models import AuditEntry
+
+log = logging.getLogger("switchboard.audit")
+
+# The client's address for the request being served, set by desktop.security's middleware, so
+# actions (which take a user, not a request) can say where they came from.
+remote_address: contextvars.ContextVar[str] = contextvars.ContextVar("remote_address", default="")
+
+DESK_LOGIN = "DeskLogin"
+DESK_LOGOUT = "DeskLogout"
+WEBSOCKET_CONNECT = "WebSocketConnect"
+END_SESSION = "EndSession"
+IMPORT_AGENT_LOGINS = "ImportAgentLogins"
+
+# A refused socket is recorded once per address, user and reason in this period: a tab left open
+# after its session ended must not fill the log.
+WEBSOCKET_REFUSAL_EVERY_S = 60
+
+# How each authentication backend's sign-in is named in the log.
+BACKEND_NAMES = {
+    "django.contrib.auth.backends.ModelBackend": "password",
+    "desktop.sso.HeaderSsoBackend": "single sign-on (proxy header)",
+    "desktop.sso.OidcBackend": "single sign-on (OpenID Connect)",
+}
+
+
+def _fit(value: Any, field: str) -> str:
+    text = "" if value is None else str(value)
+    return text[: AuditEntry._meta.get_field(field).max_length]  # type: ignore[union-attr]
+
+
+def record(
+    *,
+    action: str,
+    result: str,
+    user: Any = None,
+    username: str = "",
+    call_id: str = "",
+    detail: str = "",
+    message: str = "",
+    address: str | None = None,
+) -> None:
+    """Writes one audit row (and its log line). Never raises: the audited thing has already happened."""
+    if user is not None and not getattr(user, "is_authenticated", False):
+        user = None
+    if user is not None and not username:
+        username = user.get_username()
+    entry = AuditEntry(
+        user=user,
+        username=_fit(username, "username"),
+        action=_fit(action, "action"),
+        call_id=_fit(call_id, "call_id"),
+        detail=_fit(detail, "detail"),
+        result=result,
+        message=_fit(message, "message"),
+        remote_address=_fit(remote_address.get() if address is None else address, "remote_address"),
+    )
+    try:
+        entry.save()
+    except Exception:
+        log.exception("could not write the audit entry for %s by %r", entry.action, entry.username)
+    # %r: every value may come from a client, and must not be able to forge a log line.
+    log.info(
+        "%s by %r from %s: %s%s%s%s",
+        entry.action,
+        entry.username,
+        entry.remote_address or "-",
+        entry.result,
+        f" call={entry.call_id!r}" if entry.call_id else "",
+        f" detail={entry.detail!r}" if entry.detail else "",
+        f" message={entry.message!r}" if entry.message else "",
+    )
+
+
+arecord = database_sync_to_async(record)
+
+
+def request_address(request: Any) -> str:
+    """The TCP peer: behind a proxy, the proxy itself, unless the server rewrites it from the proxy's
+    headers (daphne --proxy-headers)."""
+    if request is None:
+        return ""
+    return str(request.META.get("REMOTE_ADDR") or "")
+
+
+@receiver(user_logged_in)
+def signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    backend = getattr(user, "backend", "") or ""
+    how = BACKEND_NAMES.get(backend, backend.rsplit(".", 1)[-1])
+    address = request_address(request)
+    record(action=DESK_LOGIN, result=AuditEntry.OK, user=user, message=how, address=address)
+    ratelimit.login_succeeded(user.get_username(), address)
+
+
+@receiver(user_logged_out)
+def signed_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    record(action=DESK_LOGOUT, result=AuditEntry.OK, user=user, address=request_address(request))
+
+
+@receiver(user_login_failed)
+def sign_in_refused(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
+    """Only the attempted username is kept; whatever else was offered (cleansed by Django) is dropped."""
+    username = str(credentials.get("username") or credentials.get("remote_user") or "")
+    address = request_address(request)
+    if "password" in credentials:
+        message = "wrong username or password"
+    else:
+        message = "single sign-on did not sign this user in"
+    if username and request is not None and ratelimit.login_failed(username, address):
+        message += f"; further attempts refused for {ratelimit.login_lockout_minutes()} min"
+    record(action=DESK_LOGIN, result=AuditEntry.REFUSED, username=username, message=message, address=address)
+
+
+async def websocket_refused(scope: Any, reason: str) -> None:
+    """A desktop socket closed at connect: recorded, at most once a minute per address, user and reason."""
+    client = scope.get("client") or ("", 0)
+    address = str(client[0] or "")
+    user = scope.get("user")
+    username = user.get_username() if user is not None and user.is_authenticated else ""
+    if await ratelimit.first_in(f"ws-refused:{address}:{username}:{reason}", WEBSOCKET_REFUSAL_EVERY_S):
+        await arecord(
+            action=WEBSOCKET_CONNECT,
+            result=AuditEntry.REFUSED,
+            user=user,
+            message=reason,
+            address=address,
+        )

@@ -1,0 +1,247 @@
+"""The desk's HTTP hardening: response headers, the sliding idle timeout, and the rate limits in front
+of the action views and the login forms.
+
+``SecurityHeadersMiddleware`` goes first (right after Django's SecurityMiddleware) so that every
+response Django makes carries the headers; ``DeskGuardMiddleware`` goes last, where the session,
+the user and the CSRF check are already in place. Static files are served outside Django's
+middleware (``desktop.asgi``) and keep their own caching.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
+from django.http import HttpRequest, HttpResponse
+from django.template import RequestContext, Template, TemplateDoesNotExist
+from django.template.loader import get_template, render_to_string
+from django.utils.cache import patch_cache_control
+
+from calls import audit, ratelimit
+from calls.models import AuditEntry
+
+# The views behind the desk's controls (URL names in desktop/urls.py) and the forms that take a password.
+ACTION_VIEWS = {"call-operation", "agent-operation", "dial"}
+LOGIN_VIEWS = {"login", "admin:login"}
+# The idle timeout slides, but the session is written at most this often, not on every request.
+IDLE_REFRESH_EVERY_S = 60
+IDLE_REFRESHED_KEY = "_idle_refreshed"
+
+STORM_MESSAGE = "Too many actions at once: wait a few seconds, then try again."
+LOCKED_MESSAGE = (
+    "Too many failed sign-ins for this username from your address. Try again in {minutes} minutes, "
+    "or ask your supervisor to check your account."
+)
+# Used when no registration/locked_out.html template exists: the page shell and a sentence.
+LOCKED_PAGE = (
+    '{% extends "base.html" %}{% block title %}Sign-in paused · Switchboard{% endblock %}'
+    '{% block body %}<main class="login"><h1><span class="logo" aria-hidden="true"></span>Switchboard</h1>'
+    '<p role="alert" class="error">{{ message }}</p><p><a href="{{ login_url }}">Back to sign in</a></p>'
+    "</main>{% endblock %}"
+)
+
+
+def content_security_policy() -> str:
+    """No inline script, no eval, nothing from elsewhere; framing only by FRAME_ANCESTORS."""
+    ancestors = " ".join(settings.FRAME_ANCESTORS) or "'none'"
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            # 'self' covers the same-origin ws:/wss: WebSocket in CSP Level 3 browsers.
+            "connect-src 'self'",
+            "media-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            f"frame-ancestors {ancestors}",
+        ]
+    )
+
+
+class _Middleware:
+    """Runs sync or async, whichever the handler is."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+
+class SecurityHeadersMiddleware(_Middleware):
+    """CSP, framing, and ``Cache-Control: no-store`` on every response Django makes.
+
+    Django's SecurityMiddleware (before this one) sends nosniff, the Referrer-Policy and COOP;
+    this one replaces XFrameOptionsMiddleware: X-Frame-Options DENY when FRAME_ANCESTORS is
+    'none', and none at all otherwise (it cannot name an allowed framer; CSP does).
+    It also tells ``calls.audit`` the client's address for the request.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        super().__init__(get_response)
+        self.policy = content_security_policy()
+        self.deny_framing = list(settings.FRAME_ANCESTORS) in ([], ["'none'"])
+        self.debug = settings.DEBUG
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        token = audit.remote_address.set(audit.request_address(request))
+        try:
+            return self.secure(self.get_response(request))
+        finally:
+            audit.remote_address.reset(token)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        token = audit.remote_address.set(audit.request_address(request))
+        try:
+            return self.secure(await self.get_response(request))
+        finally:
+            audit.remote_address.reset(token)
+
+    def secure(self, response: HttpResponse) -> HttpResponse:
+        # Django's DEBUG error pages are styled and scripted inline; only a developer sees them.
+        if not (self.debug and response.status_code in (404, 500)):
+            response.headers.setdefault("Content-Security-Policy", self.policy)
+        if self.deny_framing and not getattr(response, "xframe_options_exempt", False):
+            response.headers.setdefault("X-Frame-Options", "DENY")
+        else:
+            response.headers.pop("X-Frame-Options", None)
+        # Pages and fragments show calls, numbers and attached data: keep them out of every cache,
+        # the browser's back-forward cache and disk included.
+        patch_cache_control(response, no_store=True)
+        return response
+
+
+def _fingerprint(request: HttpRequest, view_name: str, view_kwargs: dict[str, Any]) -> str:
+    """Which action this is: the view, its URL arguments and the form, but not the CSRF token."""
+    form = sorted(
+        (key, tuple(request.POST.getlist(key))) for key in request.POST if key != "csrfmiddlewaretoken"
+    )
+    text = repr((view_name, sorted(view_kwargs.items()), form))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _toast(message: str, status: int) -> HttpResponse:
+    return HttpResponse(render_to_string("desktop/toast.html", {"message": message}), status=status)
+
+
+def _locked_page(request: HttpRequest, message: str) -> HttpResponse:
+    context = {"message": message, "login_url": request.path}
+    try:
+        html = get_template("registration/locked_out.html").render(context, request)
+    except TemplateDoesNotExist:
+        html = Template(LOCKED_PAGE).render(RequestContext(request, context))
+    return HttpResponse(html, status=429)
+
+
+class DeskGuardMiddleware(_Middleware):
+    """Rate limits in front of the action views and the login forms, and the sliding idle timeout.
+
+    1. An action identical to the user's previous one within ACTION_DUPLICATE_WINDOW_SECONDS (a
+       double click, a key held down) is answered 204 and never reaches the Voice API; one that
+       is refused or fails is forgotten, so the agent may retry it at once.
+    2. More actions than ACTION_RATE_LIMIT allows are answered 429 with a toast, and audited.
+    3. A sign-in for a username that failed LOGIN_FAILURE_LIMIT times from the same address is
+       refused before the password is checked, with a page that says why, and audited.
+    4. A signed-in session's expiry moves SESSION_IDLE_TIMEOUT_SECONDS ahead at most once a minute.
+    """
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        response = self.get_response(request)
+        self._release_if_refused(request, response)
+        self._slide_idle_timeout(request)
+        return response
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        response = await self.get_response(request)
+        claimed = getattr(request, "_claimed_action", None)
+        if claimed is not None and response.status_code >= 300:
+            await ratelimit.release_action(*claimed)
+        await self._aslide_idle_timeout(request)
+        return response
+
+    async def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: dict[str, Any]
+    ) -> HttpResponse | None:
+        match = request.resolver_match
+        if request.method != "POST" or match is None:
+            return None
+        if match.view_name in ACTION_VIEWS:
+            return await self._limit_action(request, match.view_name, kwargs)
+        if match.view_name in LOGIN_VIEWS:
+            return await self._limit_login(request)
+        return None
+
+    async def _limit_action(self, request: HttpRequest, view_name: str, kwargs: dict[str, Any]) -> Any:
+        user = await request.auser()  # type: ignore[attr-defined]
+        if not user.is_authenticated:
+            return None  # the view answers that
+        if await ratelimit.action_storm(user.pk):
+            operation = str(request.POST.get("operation") or ("Dial" if view_name == "dial" else view_name))
+            await audit.arecord(
+                action=operation,
+                result=AuditEntry.REFUSED,
+                user=user,
+                call_id=str(kwargs.get("call_id", "")),
+                message=STORM_MESSAGE,
+            )
+            response = _toast(STORM_MESSAGE, 429)
+            response.headers["Retry-After"] = str(ratelimit.action_window_seconds())
+            return response
+        fingerprint = _fingerprint(request, view_name, kwargs)
+        if not await ratelimit.claim_action(user.pk, fingerprint):
+            return HttpResponse(status=204)  # the first one is on its way; its outcome is what counts
+        request._claimed_action = (user.pk, fingerprint)  # type: ignore[attr-defined]
+        return None
+
+    async def _limit_login(self, request: HttpRequest) -> Any:
+        username = str(request.POST.get("username") or "")
+        address = audit.request_address(request)
+        if not username or not await ratelimit.login_locked(username, address):
+            return None
+        message = LOCKED_MESSAGE.format(minutes=ratelimit.login_lockout_minutes())
+        await audit.arecord(
+            action=audit.DESK_LOGIN,
+            result=AuditEntry.REFUSED,
+            username=username,
+            message="refused without checking the password: too many failed sign-ins",
+            address=address,
+        )
+        response = _locked_page(request, message)
+        response.headers["Retry-After"] = str(ratelimit.login_lockout_minutes() * 60)
+        return response
+
+    def _release_if_refused(self, request: HttpRequest, response: HttpResponse) -> None:
+        claimed = getattr(request, "_claimed_action", None)
+        if claimed is not None and response.status_code >= 300:
+            async_to_sync(ratelimit.release_action)(*claimed)
+
+    def _slide_idle_timeout(self, request: HttpRequest) -> None:
+        session = getattr(request, "session", None)
+        if session is None or session.get(SESSION_KEY) is None:
+            return
+        now = int(time.time())
+        if now - int(session.get(IDLE_REFRESHED_KEY, 0)) >= IDLE_REFRESH_EVERY_S:
+            session[IDLE_REFRESHED_KEY] = now  # modified: SessionMiddleware saves it with a new expiry
+
+    async def _aslide_idle_timeout(self, request: HttpRequest) -> None:
+        session = getattr(request, "session", None)
+        if session is None or await session.aget(SESSION_KEY) is None:
+            return
+        now = int(time.time())
+        if now - int(await session.aget(IDLE_REFRESHED_KEY, 0)) >= IDLE_REFRESH_EVERY_S:
+            await session.aset(IDLE_REFRESHED_KEY, now)

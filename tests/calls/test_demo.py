@@ -1,0 +1,167 @@
+"""The demo of the embedded default: its agents, their logins on the embedded simulator, its URL."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer
+from django.contrib.auth import get_user_model
+
+from calls.demo import create_demo_agent_logins, point_embedded_server
+from calls.models import AgentLogin, VoiceServer
+from desktop.management.commands.rundesk import bring_sessions_back, embedded_simulator_url
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.django_db
+def test_each_demo_agent_gets_a_login_on_the_embedded_simulator() -> None:
+    create_demo_agent_logins(io.StringIO())
+
+    server = VoiceServer.objects.get(embedded=True)
+    logins = {login.user.username: login for login in AgentLogin.objects.select_related("user", "server")}
+    assert (server.name, server.dialect) == ("Embedded simulator", VoiceServer.GENESYS)
+    assert sorted(logins) == ["agent1", "agent2", "agent4"]
+    assert {name: (login.dn, login.place) for name, login in logins.items()} == {
+        "agent1": ("5005", "place_5005"),
+        "agent2": ("5001", "place_5001"),
+        "agent4": ("15000", "place_15000"),
+    }
+    assert all(login.server == server for login in logins.values())
+    assert all(login.username == login.password == name for name, login in logins.items())
+
+
+@pytest.mark.django_db
+def test_creating_the_demo_twice_changes_nothing() -> None:
+    first = io.StringIO()
+    create_demo_agent_logins(first)
+    again = io.StringIO()
+
+    logins = create_demo_agent_logins(again)
+
+    assert logins == [("agent1", "agent1"), ("agent2", "agent2"), ("agent4", "agent4")]
+    assert "Created agent login agent1 (DN 5005) on Embedded simulator" in first.getvalue()
+    assert again.getvalue() == ""
+    assert VoiceServer.objects.count() == 1
+    assert AgentLogin.objects.count() == 3
+    assert get_user_model().objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_the_demo_keeps_what_an_operator_changed() -> None:
+    create_demo_agent_logins(io.StringIO())
+    AgentLogin.objects.filter(user__username="agent2").update(dn="5002")
+    login = AgentLogin.objects.get(user__username="agent2")
+    login.password = "changed"
+    login.save()
+
+    create_demo_agent_logins(io.StringIO())
+
+    login = AgentLogin.objects.get(user__username="agent2")
+    assert (login.dn, login.password) == ("5002", "changed")
+
+
+@pytest.mark.django_db
+def test_pointing_the_embedded_server_changes_its_url_only() -> None:
+    create_demo_agent_logins(io.StringIO())
+    other = VoiceServer.objects.create(name="Site A", base_url="http://gws.example.test")
+
+    point_embedded_server("http://127.0.0.1:8123/sim/genesys")
+
+    assert VoiceServer.objects.get(embedded=True).base_url == "http://127.0.0.1:8123/sim/genesys"
+    other.refresh_from_db()
+    assert other.base_url == "http://gws.example.test"
+
+
+@pytest.mark.django_db
+def test_pointing_without_an_embedded_server_does_nothing() -> None:
+    point_embedded_server("http://127.0.0.1:8123/sim/genesys")
+
+    assert not VoiceServer.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8000/sim/genesys"),
+        ("0.0.0.0", "http://127.0.0.1:8000/sim/genesys"),
+        ("::", "http://[::1]:8000/sim/genesys"),
+        ("::1", "http://[::1]:8000/sim/genesys"),
+        ("desk.example.test", "http://desk.example.test:8000/sim/genesys"),
+    ],
+)
+def test_rundesk_points_the_embedded_server_at_an_address_it_can_connect_to(host: str, url: str) -> None:
+    assert embedded_simulator_url(host, 8000) == url
+
+
+@pytest.mark.django_db
+def test_once_listening_rundesk_points_the_embedded_server_then_asks_for_a_reconcile() -> None:
+    create_demo_agent_logins(io.StringIO())
+    layer = InMemoryChannelLayer()
+
+    async def listening() -> dict[str, str]:
+        await bring_sessions_back("http://127.0.0.1:8123/sim/genesys", layer)
+        return await asyncio.wait_for(layer.receive("voice-sessions"), timeout=1)
+
+    # async_to_sync runs the ORM part back in this thread, where the test database is.
+    assert async_to_sync(listening)() == {"type": "session.reconcile"}
+    assert VoiceServer.objects.get(embedded=True).base_url == "http://127.0.0.1:8123/sim/genesys"
+
+
+@pytest.mark.multiprocess
+def test_a_restarted_rundesk_brings_back_the_sessions_that_should_run(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'desk.sqlite3'}"}
+    for name in ("REDIS_URL", "SIMULATOR_ENABLED", "DJANGO_SETTINGS_MODULE"):
+        env.pop(name, None)
+    setup = (
+        "import io; from calls.demo import create_demo_agent_logins; from calls.models import AgentLogin; "
+        "create_demo_agent_logins(io.StringIO()); "
+        "AgentLogin.objects.filter(username='agent1').update(wanted=True)"
+    )
+    for args in (["migrate", "-v", "0"], ["shell", "-c", setup]):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+    port = free_port()
+    log = tmp_path / "rundesk.log"
+
+    def agent1() -> tuple[str, str]:
+        with sqlite3.connect(tmp_path / "desk.sqlite3", timeout=10) as db:
+            return db.execute(
+                "SELECT s.base_url, l.connection FROM calls_agentlogin l JOIN calls_voiceserver s "
+                "ON s.id = l.server_id WHERE l.username = 'agent1'"
+            ).fetchone()
+
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "rundesk", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while agent1() != (f"http://127.0.0.1:{port}/sim/genesys", "connected"):
+            assert process.poll() is None and time.monotonic() < deadline, (agent1(), log.read_text())
+            time.sleep(0.2)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

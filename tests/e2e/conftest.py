@@ -1,0 +1,163 @@
+"""Real-browser flows: the whole desk (`rundesk` on the embedded simulator) runs as a subprocess for
+the session; each test resets the switch and drives the page only by clicks and typing, while the
+simulator's control API plays the outside world (callers, colleagues' phones).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+ROOT = Path(__file__).resolve().parents[2]
+DESK_START_TIMEOUT_S = 30.0
+# Pushes cross the simulator, the session worker and the WebSocket: allow for a slow machine.
+expect.set_options(timeout=10_000)
+
+# Admin-managed reasons for NotReady, as an administrator would set them up.
+NOT_READY_REASONS = """
+from calls.models import NotReadyReason
+NotReadyReason.objects.get_or_create(code="LUNCH", defaults={"label": "Lunch", "position": 1})
+NotReadyReason.objects.get_or_create(code="TRAINING", defaults={"label": "Training", "position": 2})
+NotReadyReason.objects.get_or_create(code="OLD", defaults={"label": "Retired reason", "active": False})
+"""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def desk_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`manage.py rundesk` on the embedded default, on a fresh SQLite database, for the session."""
+    directory = tmp_path_factory.mktemp("desk")
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{directory / 'e2e.sqlite3'}",
+        "SIMULATOR_ANSWER_DELAY_MS": "0",
+        "SIMULATOR_ENABLED": "1",
+    }
+    env.pop("REDIS_URL", None)  # one process: the in-memory layer and the in-process worker
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "manage.py", "rundesk", "--host", "127.0.0.1", "--port", str(port)]
+    with open(directory / "desk.log", "w+b") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_for_desk(url, process, log)
+            shell = [sys.executable, "manage.py", "shell", "-c", NOT_READY_REASONS]
+            subprocess.run(shell, cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_for_desk(url: str, process: subprocess.Popen[bytes], log: Any) -> None:
+    deadline = time.monotonic() + DESK_START_TIMEOUT_S
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    log.seek(0)
+    output = log.read().decode(errors="replace")
+    state = f"exited with {process.returncode}" if process.poll() is not None else "did not answer"
+    pytest.fail(f"rundesk {state} within {DESK_START_TIMEOUT_S:.0f} s:\n{output}")
+
+
+@dataclass
+class World:
+    """The simulator's control API: everyone who is not the agent under test."""
+
+    client: httpx.Client
+
+    def call(self, origin: str, destination: str, user_data: dict[str, str] | None = None) -> str:
+        body: dict[str, Any] = {"from": origin, "to": destination}
+        if user_data:
+            body["userData"] = user_data
+        response = self.client.post("/calls", json=body)
+        response.raise_for_status()
+        return str(response.json()["id"])
+
+    def answer(self, number: str) -> None:
+        self.client.post(f"/parties/{number}/answer").raise_for_status()
+
+    def hang_up(self, number: str) -> None:
+        self.client.post(f"/parties/{number}/hangup").raise_for_status()
+
+    def settings(self, **settings: Any) -> None:
+        self.client.put("/settings", json=settings).raise_for_status()
+
+    def faults(self, **faults: Any) -> None:
+        self.client.post("/faults", json=faults).raise_for_status()
+
+
+@pytest.fixture
+def world(desk_url: str) -> Iterator[World]:
+    """The switch back to its seeded directory with no calls; remote parties answer only when told.
+
+    Dropping the CometD clients makes every running agent session resynchronise, so the desk
+    forgets the calls and agent states of earlier tests (a reset announces nothing by itself)."""
+    with httpx.Client(base_url=f"{desk_url}/sim/control", timeout=5) as client:
+        world = World(client)
+        client.post("/reset").raise_for_status()
+        world.settings(answer_delay_ms=None)
+        world.faults(drop_cometd_sessions=True)
+        yield world
+
+
+def sign_in(page: Page, desk_url: str, username: str) -> Page:
+    """Log in to the page, then to the contact center, and wait until the desk is live."""
+    page.goto(f"{desk_url}/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(username)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#agent-state")).to_have_attribute("data-state", "LoggedOut")
+    expect(page.locator("#calls .call-card")).to_have_count(0)
+    page.locator("[data-agent-operation=Login]").click()
+    expect(page.locator("#agent-state")).to_have_attribute("data-state", "NotReady")
+    expect(page.locator("#connection")).to_have_attribute("data-status", "connected")
+    return page
+
+
+def card(page: Page, call_id: str) -> Locator:
+    return page.locator(f"#call-{call_id}")
+
+
+def consult_of(page: Page, call_id: str) -> Locator:
+    return page.locator(f"#calls .call-card[data-parent='{call_id}']")
+
+
+def only_card(page: Page) -> Locator:
+    cards = page.locator("#calls .call-card")
+    expect(cards).to_have_count(1)
+    return cards.first
+
+
+def call_operation(scope: Locator, operation: str, destination: str) -> None:
+    """Open the card's disclosure holding the operation's form, type the number and send it."""
+    selector = f"form[data-operation={operation}]"
+    form = scope.locator(selector)
+    if not form.is_visible():
+        scope.locator("details", has=scope.page.locator(selector)).locator("summary").click()
+    form.locator("input[name=destination]").fill(destination)
+    form.locator("button[type=submit]").click()
