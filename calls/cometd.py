@@ -21,6 +21,7 @@ from aiocometd_noloop.exceptions import AiocometdException
 
 RESYNC = ("", None)
 RECONNECTING = ("", "reconnecting")
+CLOSE_TIMEOUT_SECONDS = 2.0
 
 
 class StreamLost(Exception):
@@ -114,8 +115,10 @@ class NotificationStream:
             self._queue.put_nowait(StreamLost(f"CometD stream ended: {exc!r}"))
 
     async def _close_quietly(self) -> None:
-        with contextlib.suppress(AiocometdException, OSError):
-            await self._client.close()
+        # Closing sends a disconnect, which aiocometd retries while the server is down: bound it,
+        # so a session (and a worker draining on SIGTERM) never waits on a dead server.
+        with contextlib.suppress(AiocometdException, OSError, TimeoutError):
+            await asyncio.wait_for(self._client.close(), CLOSE_TIMEOUT_SECONDS)
 
     def __aiter__(self) -> NotificationStream:
         return self

@@ -13,6 +13,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
@@ -46,6 +47,13 @@ LOCKED_PAGE = (
 )
 
 
+def form_targets() -> str:
+    """'self', and the OpenID provider's logout endpoint when configured: browsers apply form-action
+    to the redirect that answers the Sign out form's POST."""
+    logout = urlsplit(getattr(settings, "OIDC_OP_LOGOUT_URL", "") or "")
+    return f"'self' {logout.scheme}://{logout.netloc}" if logout.scheme and logout.netloc else "'self'"
+
+
 def content_security_policy() -> str:
     """No inline script, no eval, nothing from elsewhere; framing only by FRAME_ANCESTORS."""
     ancestors = " ".join(settings.FRAME_ANCESTORS) or "'none'"
@@ -60,7 +68,7 @@ def content_security_policy() -> str:
             "media-src 'self'",
             "object-src 'none'",
             "base-uri 'self'",
-            "form-action 'self'",
+            f"form-action {form_targets()}",
             f"frame-ancestors {ancestors}",
         ]
     )

@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from calls import actions, fragments
 from calls.actions import ActionRefused
+from calls.directory import speed_dials
 from calls.models import AgentLogin, CallRecord
 from desktop.routing import channel_routes
 
@@ -107,6 +108,7 @@ def desk(request: HttpRequest) -> HttpResponse:
             "agent_state_html": fragments.agent_state(login, oob=False),
             "connection_html": fragments.connection(login, oob=False),
             "calls_html": fragments.calls_region(login, oob=False),
+            "speed_dials": speed_dials(),
         }
     return render(request, "desktop/desk.html", context)
 

@@ -148,3 +148,14 @@ def _fresh_channel_layers() -> Iterator[None]:
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(settings: Any) -> None:
+    """Each test gets its own in-memory cache, so rate-limit counters never carry over between tests."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"test-{time.monotonic_ns()}",
+        }
+    }

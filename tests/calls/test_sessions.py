@@ -367,3 +367,16 @@ async def test_deactivating_the_user_stops_the_session_and_says_so(
 
     assert await bookkeeping() == (False, "")
     await desk.close()
+
+
+async def test_stopping_the_worker_during_a_voice_api_outage_drains_promptly(
+    simulator: str, agent1: AgentLogin, worker: RunningWorker
+) -> None:
+    desk = await ready_desk(agent1)
+    await control(simulator, "POST", "/control/faults", {"http_status": 503, "for_ms": 5000})
+    await control(simulator, "POST", "/control/calls", {"from": "5000", "to": "5005"})
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.wait_for(worker.stop(), 8)
+    assert loop.time() - started < 5
+    await desk.close()

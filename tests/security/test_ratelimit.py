@@ -20,6 +20,12 @@ from .conftest import desk_client, switch_calls
 User = get_user_model()
 
 
+@pytest.fixture(autouse=True)
+def slow_machine_proof_window(settings: Any) -> None:
+    """However slow the machine, the requests of one test fall within one duplicate window."""
+    settings.ACTION_DUPLICATE_WINDOW_SECONDS = 30
+
+
 @sync_to_async
 def audited(action: str) -> list[tuple[str, str]]:
     return list(AuditEntry.objects.filter(action=action).order_by("id").values_list("result", "message"))
@@ -78,14 +84,11 @@ async def test_hold_retrieve_hold_in_quick_succession_are_three_actions(
 ) -> None:
     desk, call_id = await established_call(simulator, agent1)
     client = await desk_client(agent1.user)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
 
     for operation, state in (("Hold", "Held"), ("Retrieve", "Established"), ("Hold", "Held")):
         assert (await client.post(f"/calls/{call_id}/", {"operation": operation})).status_code == 204
         await desk.until(card(call_id, state))
 
-    assert loop.time() - started < 1.5  # all within the duplicate window
     assert (await switch_calls(simulator))[call_id]["5005"] == "Held"
     assert await audited("Hold") == [("ok", ""), ("ok", "")]
     await desk.close()

@@ -19,11 +19,6 @@ def desk(oidc_provider: Provider, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(
-    strict=True,
-    reason="desktop.security's CSP has form-action 'self', and browsers apply it to the redirect that "
-    "the Sign out form's POST answers with (to the provider's end_session endpoint)",
-)
 def test_signing_out_in_a_browser_ends_the_providers_session_too(
     desk: Desk, oidc_provider: Provider, page: Page
 ) -> None:
