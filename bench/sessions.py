@@ -539,17 +539,8 @@ class Bench:
     async def start(self) -> None:
         started = time.monotonic()
         port = self.simulator.rsplit(":", 1)[1]
-        self.procs.start(
-            "voicesim",
-            "manage.py",
-            "voicesim",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            port,
-            "--answer-delay-ms",
-            "0",
-        )
+        simulator = ["voicesim", "--host", "127.0.0.1", "--port", port, "--answer-delay-ms", "0"]
+        self.procs.start("voicesim", "manage.py", *simulator)
         await asyncio.to_thread(self.procs.manage, "migrate", "--verbosity", "0")
         await wait_until(
             "voicesim answering", lambda: answers(f"{self.simulator}/control/state"), 30, self.procs
@@ -714,23 +705,27 @@ class Bench:
                 fired.append((call_id, agent))
 
             profilers = self.start_profilers(duration=len(targets) / args.rate + 2)
-            before = {name: cpu_seconds(p.pid) for name, p in self.procs.running.items()}
-            before["bench"] = time.process_time()
-            start = time.perf_counter()
-            placing = []
-            for i, agent in enumerate(targets):
-                delay = start + i / args.rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                placing.append(asyncio.create_task(place(i, agent)))
-            await asyncio.gather(*placing)
-            await asyncio.sleep(1)  # the last fragments
-            self.figures.cpu = {
-                name: cpu_seconds(p.pid) - before[name] for name, p in self.procs.running.items()
-            }
-            self.figures.cpu["bench"] = time.process_time() - before["bench"]
-        for profiler in profilers:
-            await asyncio.to_thread(profiler.wait, 60)
+            try:
+                before = {name: cpu_seconds(p.pid) for name, p in self.procs.running.items()}
+                before["bench"] = time.process_time()
+                start = time.perf_counter()
+                placing = []
+                for i, agent in enumerate(targets):
+                    delay = start + i / args.rate - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    placing.append(asyncio.create_task(place(i, agent)))
+                await asyncio.gather(*placing)
+                await asyncio.sleep(1)  # the last fragments
+                cpu = {name: cpu_seconds(p.pid) - before[name] for name, p in self.procs.running.items()}
+                self.figures.cpu = {**cpu, "bench": time.process_time() - before["bench"]}
+                for profiler in profilers:
+                    await asyncio.to_thread(profiler.wait, 60)
+            finally:
+                for profiler in profilers:
+                    if profiler.poll() is None:
+                        profiler.kill()
+                        profiler.wait()
         fired.sort(key=lambda item: sent[item[0]])
         return sent, fired
 
@@ -742,25 +737,9 @@ class Bench:
         started = []
         for name, process in (("worker", self.worker), ("daphne", self.daphne)):
             output = self.procs.logs / f"{name}.py-spy.txt"
-            command = [
-                self.args.py_spy,
-                "record",
-                "--pid",
-                str(process.pid),
-                "--duration",
-                str(math.ceil(duration)),
-            ]
-            command += [
-                "--rate",
-                "200",
-                "--format",
-                "raw",
-                "--threads",
-                "--idle",
-                "--nonblocking",
-                "-o",
-                str(output),
-            ]
+            options = "record --format raw --rate 200 --threads --idle --nonblocking".split()
+            command = [self.args.py_spy, *options, "--pid", str(process.pid), "-o", str(output)]
+            command += ["--duration", str(math.ceil(duration))]
             started.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))  # noqa: S603
         return started
 

@@ -41,6 +41,8 @@ class _SessionExtension(Extension):
     async def outgoing(self, payload: list[dict[str, Any]], headers: dict[str, str]) -> None:
         headers.update(self.headers())
         for message in payload:
+            if not isinstance(message, dict):
+                continue
             channel = message.get("channel")
             retrying = (channel == "/meta/handshake" and self.handshakes > 0) or (
                 channel == "/meta/connect" and self.connect_pending
@@ -53,7 +55,8 @@ class _SessionExtension(Extension):
 
     async def incoming(self, payload: list[dict[str, Any]], headers: dict[str, str] | None = None) -> None:
         for message in payload:
-            if not message.get("successful"):
+            # A server error page can reach here as something other than Bayeux messages.
+            if not isinstance(message, dict) or not message.get("successful"):
                 continue
             if message.get("channel") == "/meta/handshake":
                 self.handshakes += 1
@@ -110,7 +113,8 @@ class NotificationStream:
         try:
             while True:
                 raw = await self._client.receive()
-                self._queue.put_nowait((str(raw.get("channel", "")), raw.get("data")))
+                if isinstance(raw, dict):
+                    self._queue.put_nowait((str(raw.get("channel", "")), raw.get("data")))
         except AiocometdException as exc:
             self._queue.put_nowait(StreamLost(f"CometD stream ended: {exc!r}"))
 

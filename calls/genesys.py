@@ -8,10 +8,13 @@ outside this module sees a raw GWS payload.
 
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
+import certifi
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
@@ -148,6 +151,18 @@ def parse_message(channel: str, data: Any) -> CallNotification | StateNotificati
     return None
 
 
+@functools.cache
+def tls_context(verify: bool) -> ssl.SSLContext:
+    """One TLS context per verification mode for every client: loading the CA bundle into a new
+    context costs most of a megabyte, and a worker holds one client per agent session."""
+    if verify:
+        return ssl.create_default_context(cafile=certifi.where())
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class GenesysClient:
     """One agent's Voice API client. Create it, ``await login()``, then call operations."""
 
@@ -165,12 +180,13 @@ class GenesysClient:
         self.username = username
         self._auth = httpx.BasicAuth(username, password)
         self.session = GenesysSession()
+        tls = tls_context(verify)
         self._http = httpx.AsyncClient(
             base_url=self.base_url + API,
-            verify=verify,
+            verify=tls,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             # Connection failures happen before anything is sent, so retrying them is safe for writes too.
-            transport=transport or httpx.AsyncHTTPTransport(retries=1, verify=verify),
+            transport=transport or httpx.AsyncHTTPTransport(retries=1, verify=tls),
             headers={"Accept": "application/json"},
         )
 

@@ -35,6 +35,7 @@ from .voice import CallNotification, MalformedNotification
 log = logging.getLogger("switchboard.worker")
 
 CHANNEL = "voice-sessions"
+DRAIN_SECONDS = 5.0
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
@@ -63,8 +64,35 @@ def claim(login_id: int) -> AgentLogin | None:
 
 
 @database_sync_to_async
+def renew_leases(login_ids: list[int]) -> set[int]:
+    """Extend this worker's leases on the logins it runs and may keep; return those kept."""
+    if not login_ids:
+        return set()
+    keep = AgentLogin.objects.filter(
+        pk__in=login_ids, worker=WORKER_ID, enabled=True, wanted=True, user__is_active=True
+    )
+    kept = set(keep.values_list("pk", flat=True))
+    AgentLogin.objects.filter(pk__in=kept, worker=WORKER_ID).update(
+        lease_until=timezone.now() + timedelta(seconds=lease_seconds())
+    )
+    return kept
+
+
+@database_sync_to_async
 def release(login_id: int) -> None:
     AgentLogin.objects.filter(pk=login_id, worker=WORKER_ID).update(worker="", lease_until=None)
+
+
+@database_sync_to_async
+def release_many(login_ids: list[int]) -> None:
+    AgentLogin.objects.filter(pk__in=login_ids, worker=WORKER_ID).update(worker="", lease_until=None)
+
+
+async def settle(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for cancelled sessions to finish, but not for ever: a library that swallows a
+    cancellation while the Voice API is down must not hold up a drain."""
+    if tasks:
+        await asyncio.wait(tasks, timeout=DRAIN_SECONDS)
 
 
 def release_all_leases() -> int:
@@ -95,11 +123,19 @@ class AgentSession:
         self.login = login
         self.failures = 0
         self.task: asyncio.Task[None] | None = None
+        self.stopping = False
+
+    def stop(self) -> None:
+        # The flag as well as the cancellation: a cancellation that lands inside a library call can
+        # come back as another exception, which the retry loop below would otherwise retry.
+        self.stopping = True
+        if self.task:
+            self.task.cancel()
 
     async def run(self) -> None:
         """1. log in to the Voice API; 2. open CometD and subscribe; 3. resync calls and agent state;
         4. apply notifications until the stream fails; 5. on failure, back off and start again."""
-        while True:
+        while not self.stopping:
             client = new_client(self.login)
             try:
                 await client.login()
@@ -134,6 +170,8 @@ class AgentSession:
                 await client.aclose()
 
     async def failed(self, reason: str) -> None:
+        if self.stopping:
+            raise asyncio.CancelledError
         self.failures += 1
         delay = backoff_delay(self.failures)
         log.warning("session of login %s lost (%s); retrying in %.1fs", self.login_id, reason, delay)
@@ -225,18 +263,20 @@ class VoiceSessionsConsumer(AsyncConsumer):
     async def _end(self, login_id: int) -> None:
         session = self.sessions.pop(login_id, None)
         if session and session.task:
-            session.task.cancel()
-            await asyncio.gather(session.task, return_exceptions=True)
+            session.stop()
+            await settle([session.task])
         await release(login_id)
         await services.set_connection(login_id, AgentLogin.OFFLINE)
 
     async def _reconcile_now(self, message: dict[str, Any]) -> None:
-        """Open every session that should exist and is not held elsewhere; renew our leases."""
+        """Renew our leases in one statement, end the sessions that lost theirs (no longer wanted,
+        disabled, or taken over), and open every session that should exist and is not held elsewhere."""
+        kept = await renew_leases(list(self.sessions))
+        for login_id in set(self.sessions) - kept:
+            await self._end(login_id)
         for login_id in await wanted_logins():
-            await self._ensure({"login": login_id})
-        for login_id in list(self.sessions):
-            if await claim(login_id) is None:
-                await self._end(login_id)
+            if login_id not in self.sessions:
+                await self._ensure({"login": login_id})
 
     async def _reconcile_forever(self) -> None:
         interval = lease_seconds() / 3
@@ -248,9 +288,8 @@ class VoiceSessionsConsumer(AsyncConsumer):
         """Drain: stop every session and hand its lease back, so another worker can take over at once."""
         if self._reconciler:
             self._reconciler.cancel()
-        for login_id in list(self.sessions):
-            session = self.sessions.pop(login_id)
-            if session.task:
-                session.task.cancel()
-                await asyncio.gather(session.task, return_exceptions=True)
-            await release(login_id)
+        sessions, self.sessions = self.sessions, {}
+        for session in sessions.values():
+            session.stop()
+        await settle([session.task for session in sessions.values() if session.task])
+        await release_many(list(sessions))

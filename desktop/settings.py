@@ -43,6 +43,12 @@ def databases_from_env(env: Mapping[str, str], base_dir: Path) -> dict[str, Any]
     url = env.get("DATABASE_URL") or f"sqlite:///{base_dir / 'db.sqlite3'}"
     # Persistent connections are per thread and ASGI runs sync code in many threads: keep 0.
     database = dj_database_url.parse(url, conn_max_age=0, conn_health_checks=True)
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        # A pool instead: a new PostgreSQL connection per query costs ~20 ms, and the session worker
+        # writes on every call event.
+        pool = {"min_size": 1, "max_size": int(env.get("DATABASE_POOL_SIZE", "10"))}
+        database.setdefault("OPTIONS", {})["pool"] = pool
+        database["CONN_HEALTH_CHECKS"] = False
     if database["ENGINE"] == "django.db.backends.sqlite3":
         # The web process and the in-process session worker write concurrently: WAL lets readers
         # through during a write, and IMMEDIATE makes writers queue instead of failing on upgrade.
@@ -65,7 +71,12 @@ def channel_layers_from_env(env: Mapping[str, str]) -> dict[str, Any]:
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
                 # redis-py 8 gives every connection a 5 s socket timeout, as long as channels_redis's
                 # blocking read: an idle consumer's read would fail (channels_redis#422).
-                "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": None}]},
+                "CONFIG": {
+                    "hosts": [{"address": redis_url, "socket_timeout": None}],
+                    # channels_redis queues every WebSocket of one daphne process in one list and drops
+                    # group messages past its capacity (default 100): a burst to 500 agents lost pushes.
+                    "capacity": int(env.get("CHANNEL_LAYER_CAPACITY", "5000")),
+                },
             }
         }
     return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -98,15 +98,18 @@ class Stack:
         )
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        """The desk first, so the worker drains its session against a live simulator; then the simulator."""
+        desk = [p for name, p in self.processes.items() if name != "voicesim"]
+        for group in (desk, [p for p in self.processes.values() if p not in desk]):
+            for process in group:
+                if process.poll() is None:
+                    process.terminate()
+            for process in group:
+                try:
+                    process.wait(timeout=STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
 
 def answers(url: str) -> bool:
