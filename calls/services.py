@@ -70,30 +70,22 @@ def _record(login: AgentLogin, call: Call, now: datetime.datetime) -> None:
 
 
 def _save_live(login: AgentLogin, call: Call, now: datetime.datetime) -> tuple[LiveCall, bool]:
+    state = {
+        "state": call.state,
+        "call_type": call.call_type,
+        "parent_call_id": call.parent_id or "",
+        "participants": list(call.participants),
+        "capabilities": list(call.capabilities),
+        "user_data": call.user_data,
+        "muted": call.muted,
+        "dnis": call.dnis,
+    }
     return LiveCall.objects.update_or_create(
         login=login,
         call_id=call.id,
-        defaults={
-            "state": call.state,
-            "call_type": call.call_type,
-            "parent_call_id": call.parent_id or "",
-            "participants": list(call.participants),
-            "capabilities": list(call.capabilities),
-            "user_data": call.user_data,
-            "muted": call.muted,
-            "dnis": call.dnis,
-        },
-        create_defaults={
-            "state": call.state,
-            "call_type": call.call_type,
-            "parent_call_id": call.parent_id or "",
-            "participants": list(call.participants),
-            "capabilities": list(call.capabilities),
-            "user_data": call.user_data,
-            "muted": call.muted,
-            "dnis": call.dnis,
-            "started_at": now - datetime.timedelta(seconds=call.duration),
-        },
+        defaults=state,
+        # When a call is first seen, its duration says how long ago it started.
+        create_defaults={**state, "started_at": now - datetime.timedelta(seconds=call.duration)},
     )
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 log = logging.getLogger("switchboard.simulator")
 
+# The contract's three ranges, and 20000-29999 so training sites and benchmarks can add hundreds of agents.
 INTERNAL_RANGES = ((5000, 5099), (6000, 6199), (15000, 15099), (20000, 29999))
 
 RINGING = "Ringing"
@@ -219,7 +220,8 @@ class Switch:
         if not login or not password:
             raise SwitchError("login and password are required")
         if not is_internal(dn):
-            raise SwitchError(f"DN {dn!r} is not an internal number (5000-5099, 6000-6199, 15000-15099)")
+            ranges = ", ".join(f"{low}-{high}" for low, high in INTERNAL_RANGES)
+            raise SwitchError(f"DN {dn!r} is not an internal number ({ranges})")
         if dialect not in ("genesys", "huawei"):
             raise SwitchError(f"unknown dialect {dialect!r}")
         owner = self.agent_on(dn)
