@@ -19,6 +19,8 @@ import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from tests.conftest import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 DESK_START_TIMEOUT_S = 30.0
 # Pushes cross the simulator, the session worker and the WebSocket: allow for a slow machine.
@@ -61,12 +63,7 @@ def desk_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             subprocess.run(shell, cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
 
 
 def _wait_for_desk(url: str, process: subprocess.Popen[bytes], log: Any) -> None:
