@@ -170,6 +170,16 @@ async def server_calls(simulator: str, login: str) -> dict[str, tuple[str, str]]
     }
 
 
+async def answered_call(simulator: str, desk: Desk, origin: str = "5000") -> str:
+    """A call from ``origin`` rings the desk's agent, who answers it; returns its id."""
+    placed = await control(simulator, "POST", "/control/calls", {"from": origin, "to": desk.login.dn})
+    call_id = placed["id"]
+    await desk.until(card(call_id, "Ringing"))
+    await actions.call_operation(desk.user, call_id, "Answer", {})
+    await desk.until(card(call_id, "Established"))
+    return call_id
+
+
 def card(call_id: str, state: str) -> str:
     return rf'<article id="call-{call_id}"[^>]*data-state="{state}"'
 
@@ -219,10 +229,7 @@ async def test_seed_003_hold_dial_and_swap_arrive_as_fragments(
 ) -> None:
     await control(simulator, "PUT", "/control/settings", {"answer_delay_ms": None})
     desk = await ready_desk(agent1)
-    first = (await control(simulator, "POST", "/control/calls", {"from": "5000", "to": "5005"}))["id"]
-    await desk.until(card(first, "Ringing"))
-    await actions.call_operation(agent1.user, first, "Answer", {})
-    await desk.until(card(first, "Established"))
+    first = await answered_call(simulator, desk)
     await actions.call_operation(agent1.user, first, "Hold", {})
     await desk.until(card(first, "Held"))
     await actions.dial(agent1.user, {"destination": "5001"})
@@ -290,10 +297,7 @@ async def test_after_a_cometd_drop_an_outage_and_a_worker_restart_the_state_equa
 ) -> None:
     await control(simulator, "PUT", "/control/settings", {"answer_delay_ms": None})
     desk = await ready_desk(agent1)
-    first = (await control(simulator, "POST", "/control/calls", {"from": "5000", "to": "5005"}))["id"]
-    await desk.until(card(first, "Ringing"))
-    await actions.call_operation(agent1.user, first, "Answer", {})
-    await desk.until(card(first, "Established"))
+    await answered_call(simulator, desk)
 
     # 1. The server forgets the CometD session; a call placed meanwhile is notified to nobody.
     await control(simulator, "POST", "/control/faults", {"drop_cometd_sessions": True})
