@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 
 from . import audit
-from .clients import shared_client
-from .genesys import VoiceApiError, VoiceApiUnavailable
+from .backends import borrowed, credentials_of
+from .db import database_sync_to_async
 from .models import AgentLogin, AuditEntry, LiveCall
 from .operations import OPERATIONS, InvalidParameters, clean, clean_destination
+from .voice import TWO_CALL_OPERATIONS, CredentialsRefused, Unavailable, VoiceApiError, VoiceBackend
+from .worker import ask_owner
 
 log = logging.getLogger("switchboard.actions")
 
@@ -62,25 +63,62 @@ def own_live_call(login: AgentLogin, call_id: str) -> LiveCall:
 
 
 @database_sync_to_async
-def _swap_partner(login: AgentLogin, live: LiveCall) -> str:
+def _partner(login: AgentLogin, live: LiveCall) -> str:
+    """The other call of a two-call operation: the consult's parent, the call's consult, or the
+    agent's held call."""
     others = LiveCall.objects.filter(login=login).exclude(call_id=live.call_id)
     partner = (
         others.filter(call_id=live.parent_call_id).first()
         or others.filter(parent_call_id=live.call_id).first()
         or others.filter(state="Held").first()
     )
-    if partner is None:
-        raise ActionRefused("There is no held call to swap with.", 409)
-    return partner.call_id
+    return partner.call_id if partner else ""
 
 
-async def _voice_api(coro: Any) -> None:
+@database_sync_to_async
+def _fresh_credentials(login: AgentLogin) -> bool:
+    """Re-read the session's credentials; whether the owner has new ones since the login was read."""
+    before: str = login.voice_session
+    login.refresh_from_db(fields=["voice_session", "worker", "lease_until"])
+    return bool(login.voice_session != before)
+
+
+def _refusal(exc: VoiceApiError) -> ActionRefused:
+    if isinstance(exc, Unavailable):
+        return ActionRefused(f"The Voice API is unavailable: {exc.message}", 503)
+    return ActionRefused(exc.message, 409)
+
+
+async def _voice_api(login: AgentLogin, send: Callable[[VoiceBackend], Awaitable[Any]]) -> Any:
+    """Send through the owner's session. Refused credentials are re-read once (the owner may have
+    rotated them meanwhile: a refused request was not applied, so sending it again is safe); if
+    they are still refused the owner signs in again and the agent is told to try again."""
     try:
-        await coro
-    except VoiceApiUnavailable as exc:
-        raise ActionRefused(f"The Voice API is unavailable: {exc.message}", 503) from exc
+        if not credentials_of(login):
+            raise CredentialsRefused("no credentials yet")
+        try:
+            return await send(borrowed(login))
+        except CredentialsRefused:
+            if not await _fresh_credentials(login) or not credentials_of(login):
+                raise
+            return await send(borrowed(login))
+    except CredentialsRefused as exc:
+        await _ask_quietly(login, "renew")
+        raise ActionRefused(
+            "Your contact-center session is being restored: try again in a moment.", 503
+        ) from exc
     except VoiceApiError as exc:
-        raise ActionRefused(exc.message, 409) from exc
+        raise _refusal(exc) from exc
+
+
+async def _ask_quietly(login: AgentLogin, command: str, **fields: Any) -> None:
+    """Tell the owner something that needs no answer; a missing owner is asked to start."""
+    try:
+        await ask_owner(login, command, wait=False, **fields)
+    except VoiceApiError:
+        pass
+    except Exception:
+        log.exception("could not reach the session worker of login %s", login.pk)
 
 
 @asynccontextmanager
@@ -131,21 +169,18 @@ async def _call_operation(user: AbstractBaseUser, call_id: str, name: str, data:
         params = clean(operation, data, live)
     except InvalidParameters as exc:
         raise ActionRefused(str(exc)) from exc
-    voice: dict[str, Any] = {}
-    if "destination" in params:
-        voice["destination"] = params["destination"]
-    if "digits" in params:
-        voice["digits"] = params["digits"]
-    if "participant" in params:
-        voice["participant"] = params["participant"]
+    voice: dict[str, Any] = {k: params[k] for k in ("destination", "digits", "participant") if k in params}
     if name in ("AttachUserData", "UpdateUserData"):
-        voice["userData"] = {params["key"]: params["value"]}
+        voice["user_data"] = {params["key"]: params["value"]}
     elif name == "DeleteUserDataPair":
         voice["key"] = params["key"]
-    if name == "SwapCalls":
-        voice["other_call_id"] = await _swap_partner(login, live)
-    client = shared_client(login)
-    await _voice_api(client.call_operation(live.call_id, name, **voice))
+    if name in TWO_CALL_OPERATIONS:
+        voice["other_call_id"] = await _partner(login, live)
+        if name == "SwapCalls" and not voice["other_call_id"]:
+            raise ActionRefused("There is no held call to swap with.", 409)
+    observation = await _voice_api(login, lambda backend: backend.call_operation(live.call_id, name, voice))
+    if observation is not None:
+        await _ask_quietly(login, "observe", call_id=observation.call_id, facts=observation.facts)
 
 
 async def dial(user: AbstractBaseUser, data: Any) -> None:
@@ -161,7 +196,7 @@ async def _dial(user: AbstractBaseUser, data: Any) -> None:
         raise ActionRefused(str(exc)) from exc
     if login.agent_state == "LoggedOut":
         raise ActionRefused("Log in to the contact center before dialling.", 409)
-    await _voice_api(shared_client(login).dial(number))
+    await _voice_api(login, lambda backend: backend.dial(number))
 
 
 async def agent_operation(user: AbstractBaseUser, name: str, reason: str = "") -> None:
@@ -173,10 +208,11 @@ async def _agent_operation(user: AbstractBaseUser, name: str, reason: str = "") 
     login = await login_for(user)
     if name not in AGENT_OPERATIONS:
         raise ActionRefused(f"Unknown agent operation {name!r}")
-    client = shared_client(login)
-    if name == "Login":
-        await _voice_api(client.start_contact_center_session(login.place))
-    elif name == "Logout":
-        await _voice_api(client.end_contact_center_session())
+    if name in ("Login", "Logout"):
+        # Signing in and out is the session owner's: on some Voice APIs it is the session itself.
+        try:
+            await ask_owner(login, "sign_in" if name == "Login" else "sign_out")
+        except VoiceApiError as exc:
+            raise _refusal(exc) from exc
     else:
-        await _voice_api(client.set_agent_state(name, reason[:64]))
+        await _voice_api(login, lambda backend: backend.set_agent_state(name, reason[:64]))

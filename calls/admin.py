@@ -7,37 +7,42 @@ An agent login's Voice API password is write-only here: typed in, never shown ba
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, TypedDict, TypeVar
 
 from asgiref.sync import async_to_sync
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest
+from django.db.models import Count, Model, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import URLPattern, path
 from django.utils import timezone
+from django_stubs_ext import WithAnnotations
 
 from . import audit, importing
-from .clients import new_client
-from .genesys import VoiceApiError
+from .backends import backend_for
 from .importing import ImportRefused, import_agent_logins
 from .models import AgentLogin, AuditEntry, CallRecord, LiveCall, NotReadyReason, SpeedDial, VoiceServer
 from .signals import stop_session
+from .voice import VoiceApiError
 
 # A connection check answers an admin's click: it must not hang the page on a silent server.
 CHECK_TIMEOUT_S = 5.0
 
 
 async def try_login(login: AgentLogin) -> tuple[bool, str]:
-    """Logs in to the login's Voice API once: whether it worked, and what to tell the admin."""
-    client = None
+    """Whether the login's Voice API works, and what to tell the admin. A live session is reported
+    as it is; otherwise the backend checks the server without signing the agent in or out."""
+    if login.worker and login.lease_until and login.lease_until > timezone.now():
+        live = f"live session {login.get_connection_display().lower()}, agent {login.agent_state}"
+        return login.connection == AgentLogin.CONNECTED, live
+    backend = None
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_S):
-            client = new_client(login)
-            session = await client.login()
+            backend = backend_for(login)
+            return True, await backend.check()
     except VoiceApiError as exc:
         return False, exc.message
     except TimeoutError:
@@ -46,24 +51,27 @@ async def try_login(login: AgentLogin) -> tuple[bool, str]:
         # Only the type: an exception's text could carry what the request carried.
         return False, f"failed ({type(exc).__name__})"
     finally:
-        if client is not None:
-            await client.aclose()
-    return True, f"connected, DN {session.dn}" if session.dn else "connected, no DN"
+        if backend is not None:
+            await backend.aclose()
 
 
 async def try_logins(logins: list[AgentLogin]) -> list[tuple[bool, str]]:
     return await asyncio.gather(*(try_login(login) for login in logins))
 
 
-def report_checks(modeladmin: admin.ModelAdmin, request: HttpRequest, logins: list[AgentLogin]) -> None:
+def report_checks(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, logins: list[AgentLogin]) -> None:
     """Checks the logins side by side; one message each, named by the Voice API username."""
     for login, (ok, text) in zip(logins, async_to_sync(try_logins)(logins), strict=True):
         level = messages.SUCCESS if ok else messages.ERROR
         modeladmin.message_user(request, f"{login.username}: {text}", level)
 
 
+class LoginCount(TypedDict):
+    login_count: int
+
+
 @admin.register(VoiceServer)
-class VoiceServerAdmin(admin.ModelAdmin):
+class VoiceServerAdmin(admin.ModelAdmin[VoiceServer]):
     list_display = ["name", "dialect", "base_url", "verify_tls", "embedded", "login_count"]
     list_filter = ["dialect", "embedded", "verify_tls"]
     search_fields = ["name", "base_url"]
@@ -77,8 +85,8 @@ class VoiceServerAdmin(admin.ModelAdmin):
         return ["embedded", "base_url"] if obj is not None and obj.embedded else ["embedded"]
 
     @admin.display(description="agent logins", ordering="login_count")
-    def login_count(self, obj: VoiceServer) -> int:
-        return obj.login_count  # type: ignore[attr-defined]
+    def login_count(self, obj: WithAnnotations[VoiceServer, LoginCount]) -> int:
+        return obj.login_count
 
     @admin.action(description="Check connection (first agent login of each server)", permissions=["change"])
     def check_first_login(self, request: HttpRequest, queryset: QuerySet[VoiceServer]) -> None:
@@ -92,7 +100,43 @@ class VoiceServerAdmin(admin.ModelAdmin):
         report_checks(self, request, logins)
 
 
-class AgentLoginForm(forms.ModelForm):
+class LiveSessionFilter(admin.SimpleListFilter):
+    """Whether a worker holds the login's Voice API session now (its lease has not run out)."""
+
+    title = "live session"
+    parameter_name = "live"
+
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[AgentLogin]
+    ) -> list[tuple[str, str]]:
+        return [("yes", "Live"), ("no", "Not live")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AgentLogin]) -> QuerySet[AgentLogin]:
+        live = Q(lease_until__gt=timezone.now())
+        if self.value() == "yes":
+            return queryset.filter(live)
+        if self.value() == "no":
+            return queryset.exclude(live)
+        return queryset
+
+
+class ImportAgentLoginsForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file",
+        help_text=(
+            "UTF-8, with the columns username, voice_username, password, dn, place and optionally "
+            "server and email. At most 2 MB."
+        ),
+    )
+    server = forms.ModelChoiceField(
+        VoiceServer.objects.all(), required=False, help_text="For rows that name no server."
+    )
+    dry_run = forms.BooleanField(
+        label="Dry run: check every row, write nothing", required=False, initial=True
+    )
+
+
+class AgentLoginForm(forms.ModelForm[AgentLogin]):
     """The password field is write-only: never rendered, blank on edit keeps the current one."""
 
     password = forms.CharField(
@@ -123,7 +167,9 @@ class AgentLoginForm(forms.ModelForm):
 
 
 @admin.register(AgentLogin)
-class AgentLoginAdmin(admin.ModelAdmin):
+class AgentLoginAdmin(admin.ModelAdmin[AgentLogin]):
+    """Agent logins, who has a live session, "Check connection", "End session" and "Import CSV"."""
+
     form = AgentLoginForm
     list_display = [
         "user",
@@ -134,8 +180,9 @@ class AgentLoginAdmin(admin.ModelAdmin):
         "enabled",
         "connection",
         "agent_state_display",
+        "live_session",
     ]
-    list_filter = ["server", "enabled", "connection", "agent_state"]
+    list_filter = [LiveSessionFilter, "server", "enabled", "connection", "agent_state"]
     search_fields = ["user__username", "username", "dn", "place"]
     list_select_related = ["user", "server"]
     autocomplete_fields = ["user"]
@@ -148,9 +195,12 @@ class AgentLoginAdmin(admin.ModelAdmin):
         "worker",
         "lease_until",
     ]
-    actions = ["check_connection"]
+    actions = ["check_connection", "end_session"]
+    change_list_template = "admin/calls/agentlogin/change_list.html"
 
-    def get_fields(self, request: HttpRequest, obj: AgentLogin | None = None) -> list[str]:
+    def get_fields(
+        self, request: HttpRequest, obj: AgentLogin | None = None
+    ) -> list[str | list[str] | tuple[str, ...]]:
         fields = list(super().get_fields(request, obj))
         # A viewer without the change permission sees every field read-only, which would print the password.
         if obj is not None and not self.has_change_permission(request, obj):
@@ -164,142 +214,6 @@ class AgentLoginAdmin(admin.ModelAdmin):
     @admin.action(description="Check connection", permissions=["change"])
     def check_connection(self, request: HttpRequest, queryset: QuerySet[AgentLogin]) -> None:
         report_checks(self, request, list(queryset.select_related("server", "user")))
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows the session worker writes from the Voice API's truth: to look at, never to edit."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-def _login_user(obj: LiveCall | CallRecord) -> str:
-    return obj.login.user.get_username()
-
-
-@admin.register(LiveCall)
-class LiveCallAdmin(ReadOnlyAdmin):
-    list_display = [
-        "call_id",
-        "agent",
-        "state",
-        "call_type",
-        "parent_call_id",
-        "dnis",
-        "started_at",
-        "updated_at",
-    ]
-    list_filter = ["state", "call_type", "login__server"]
-    search_fields = ["call_id", "login__user__username", "login__dn", "dnis"]
-    list_select_related = ["login__user"]
-
-    @admin.display(description="agent", ordering="login__user__username")
-    def agent(self, obj: LiveCall) -> str:
-        return _login_user(obj)
-
-
-@admin.register(CallRecord)
-class CallRecordAdmin(ReadOnlyAdmin):
-    list_display = [
-        "call_id",
-        "agent",
-        "call_type",
-        "dnis",
-        "started_at",
-        "ended_at",
-        "duration",
-        "final_state",
-    ]
-    list_filter = ["call_type", "final_state", "login__server", "started_at"]
-    search_fields = ["call_id", "login__user__username", "login__dn", "dnis"]
-    list_select_related = ["login__user"]
-    date_hierarchy = "started_at"
-
-    @admin.display(description="agent", ordering="login__user__username")
-    def agent(self, obj: CallRecord) -> str:
-        return _login_user(obj)
-
-
-# --- Not-ready reasons, speed dials, the audit log; agent sessions and CSV import ---
-
-
-@admin.register(NotReadyReason)
-class NotReadyReasonAdmin(admin.ModelAdmin):
-    list_display = ["label", "code", "position", "active"]
-    list_editable = ["position", "active"]
-    list_filter = ["active"]
-    search_fields = ["label", "code"]
-
-
-@admin.register(SpeedDial)
-class SpeedDialAdmin(admin.ModelAdmin):
-    list_display = ["label", "number", "position", "active"]
-    list_editable = ["position", "active"]
-    list_filter = ["active"]
-    search_fields = ["label", "number"]
-
-
-@admin.register(AuditEntry)
-class AuditEntryAdmin(ReadOnlyAdmin):
-    """The audit log: to read and search, never to add, change or delete (the model refuses too)."""
-
-    list_display = ["when", "username", "action", "call_id", "detail", "result", "message", "remote_address"]
-    list_filter = ["result", "action", "when"]
-    search_fields = ["username", "call_id", "detail", "message", "remote_address"]
-    date_hierarchy = "when"
-    show_full_result_count = False  # counting a large log on every page is slow
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        return {}  # not even "delete selected"
-
-
-class LiveSessionFilter(admin.SimpleListFilter):
-    """Whether a worker holds the login's Voice API session now (its lease has not run out)."""
-
-    title = "live session"
-    parameter_name = "live"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [("yes", "Live"), ("no", "Not live")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[AgentLogin]) -> QuerySet[AgentLogin]:
-        live = Q(lease_until__gt=timezone.now())
-        if self.value() == "yes":
-            return queryset.filter(live)
-        if self.value() == "no":
-            return queryset.exclude(live)
-        return queryset
-
-
-class ImportAgentLoginsForm(forms.Form):
-    file = forms.FileField(
-        label="CSV file",
-        help_text=(
-            "UTF-8, with the columns username, voice_username, password, dn, place and optionally "
-            "server and email. At most 2 MB."
-        ),
-    )
-    server = forms.ModelChoiceField(
-        VoiceServer.objects.all(), required=False, help_text="For rows that name no server."
-    )
-    dry_run = forms.BooleanField(
-        label="Dry run: check every row, write nothing", required=False, initial=True
-    )
-
-
-class AgentLoginSessionAdmin(AgentLoginAdmin):
-    """AgentLoginAdmin with who has a live session, "End session", and "Import CSV"."""
-
-    list_display = [*AgentLoginAdmin.list_display, "live_session"]
-    list_filter = [LiveSessionFilter, *AgentLoginAdmin.list_filter]
-    actions = [*AgentLoginAdmin.actions, "end_session"]
-    change_list_template = "admin/calls/agentlogin/change_list.html"
 
     @admin.display(description="live session", boolean=True, ordering="lease_until")
     def live_session(self, obj: AgentLogin) -> bool:
@@ -324,7 +238,7 @@ class AgentLoginSessionAdmin(AgentLoginAdmin):
             )
         self.message_user(request, f"Asked the session worker to stop {len(logins)} session(s).")
 
-    def get_urls(self) -> list[Any]:
+    def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view(self.import_view)
         return [path("import/", view, name="calls_agentlogin_import"), *super().get_urls()]
 
@@ -340,7 +254,9 @@ class AgentLoginSessionAdmin(AgentLoginAdmin):
             )
         )
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         extra_context = {**(extra_context or {}), "may_import": self.may_import(request)}
         return super().changelist_view(request, extra_context)
 
@@ -377,5 +293,97 @@ class AgentLoginSessionAdmin(AgentLoginAdmin):
         return TemplateResponse(request, "admin/calls/agentlogin/import.html", context)
 
 
-admin.site.unregister(AgentLogin)
-admin.site.register(AgentLogin, AgentLoginSessionAdmin)
+ReadOnlyModel = TypeVar("ReadOnlyModel", bound=Model)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin[ReadOnlyModel]):
+    """Rows the session worker writes from the Voice API's truth: to look at, never to edit."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ReadOnlyModel | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ReadOnlyModel | None = None) -> bool:
+        return False
+
+
+def _login_user(obj: LiveCall | CallRecord) -> str:
+    return obj.login.user.get_username()
+
+
+@admin.register(LiveCall)
+class LiveCallAdmin(ReadOnlyAdmin[LiveCall]):
+    list_display = [
+        "call_id",
+        "agent",
+        "state",
+        "call_type",
+        "parent_call_id",
+        "dnis",
+        "started_at",
+        "updated_at",
+    ]
+    list_filter = ["state", "call_type", "login__server"]
+    search_fields = ["call_id", "login__user__username", "login__dn", "dnis"]
+    list_select_related = ["login__user"]
+
+    @admin.display(description="agent", ordering="login__user__username")
+    def agent(self, obj: LiveCall) -> str:
+        return _login_user(obj)
+
+
+@admin.register(CallRecord)
+class CallRecordAdmin(ReadOnlyAdmin[CallRecord]):
+    list_display = [
+        "call_id",
+        "agent",
+        "call_type",
+        "dnis",
+        "started_at",
+        "ended_at",
+        "duration",
+        "final_state",
+    ]
+    list_filter = ["call_type", "final_state", "login__server", "started_at"]
+    search_fields = ["call_id", "login__user__username", "login__dn", "dnis"]
+    list_select_related = ["login__user"]
+    date_hierarchy = "started_at"
+
+    @admin.display(description="agent", ordering="login__user__username")
+    def agent(self, obj: CallRecord) -> str:
+        return _login_user(obj)
+
+
+# --- Not-ready reasons, speed dials, the audit log; agent sessions and CSV import ---
+
+
+@admin.register(NotReadyReason)
+class NotReadyReasonAdmin(admin.ModelAdmin[NotReadyReason]):
+    list_display = ["label", "code", "position", "active"]
+    list_editable = ["position", "active"]
+    list_filter = ["active"]
+    search_fields = ["label", "code"]
+
+
+@admin.register(SpeedDial)
+class SpeedDialAdmin(admin.ModelAdmin[SpeedDial]):
+    list_display = ["label", "number", "position", "active"]
+    list_editable = ["position", "active"]
+    list_filter = ["active"]
+    search_fields = ["label", "number"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin[AuditEntry]):
+    """The audit log: to read and search, never to add, change or delete (the model refuses too)."""
+
+    list_display = ["when", "username", "action", "call_id", "detail", "result", "message", "remote_address"]
+    list_filter = ["result", "action", "when"]
+    search_fields = ["username", "call_id", "detail", "message", "remote_address"]
+    date_hierarchy = "when"
+    show_full_result_count = False  # counting a large log on every page is slow
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        return {}  # not even "delete selected"

@@ -15,11 +15,11 @@ import contextvars
 import logging
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
 from . import ratelimit
+from .db import database_sync_to_async
 from .models import AuditEntry
 
 log = logging.getLogger("switchboard.audit")

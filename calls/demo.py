@@ -1,9 +1,13 @@
-"""The demo agents of the embedded default: their desk users, the embedded simulator's voice server
-and an agent login for each of them on it."""
+"""The demo agents of the embedded default: their desk users, the embedded simulator's voice
+servers (one per dialect it speaks) and an agent login for each of them on one of them."""
 
 from __future__ import annotations
 
-from typing import TextIO
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
@@ -11,15 +15,31 @@ from django.db import transaction
 
 from .models import AgentLogin, VoiceServer
 
-# Username == password == the simulator's seeded login, on the simulator's seeded DN (spec/simulator.md).
-DEMO_AGENTS = {"agent1": "5005", "agent2": "5001", "agent4": "15000"}
 
-EMBEDDED_SERVER_NAME = "Embedded simulator"
+@dataclass(frozen=True)
+class DemoAgent:
+    username: str  # the desk user, whose password is the same
+    dialect: str
+    agent_id: str  # the simulator's seeded login on that dialect (spec/simulator.md)
+    password: str
+    dn: str
+
+
+DEMO_AGENTS = (
+    DemoAgent("agent1", "genesys", "agent1", "agent1", "5005"),
+    DemoAgent("agent2", "genesys", "agent2", "agent2", "5001"),
+    DemoAgent("agent4", "genesys", "agent4", "agent4", "15000"),
+    DemoAgent("agent101", "huawei", "101", "agent101", "6101"),
+    DemoAgent("agent102", "huawei", "102", "agent102", "6102"),
+)
+
+# The simulator serves each dialect under its own path: <root>/genesys, <root>/huawei.
+EMBEDDED_SERVER_NAMES = {"genesys": "Embedded simulator", "huawei": "Embedded simulator (Huawei)"}
 # Where the embedded simulator answers on rundesk's default address; rundesk corrects it once it listens.
-DEFAULT_EMBEDDED_URL = "http://127.0.0.1:8000/sim/genesys"
+DEFAULT_EMBEDDED_ROOT = "http://127.0.0.1:8000/sim"
 
 
-def create_demo_agent_logins(stdout: TextIO) -> list[tuple[str, str]]:
+def create_demo_agent_logins(stdout: SupportsWrite[str]) -> list[tuple[str, str]]:
     """Creates what is missing of the demo: the agents' users, the embedded simulator's voice server
     and each agent's login on it. Returns the agents' (username, password) pairs for the desk.
 
@@ -28,43 +48,46 @@ def create_demo_agent_logins(stdout: TextIO) -> list[tuple[str, str]]:
     user_model = get_user_model()
     logins = []
     with transaction.atomic():
-        server = embedded_server()
-        for name, dn in DEMO_AGENTS.items():
+        for agent in DEMO_AGENTS:
+            server = embedded_server(agent.dialect)
             user, created = user_model.objects.get_or_create(
-                username=name, defaults={"password": make_password(name)}
+                username=agent.username, defaults={"password": make_password(agent.username)}
             )
             if created:
-                stdout.write(f"Created demo agent {name}\n")
+                stdout.write(f"Created demo agent {agent.username}\n")
             _, created = AgentLogin.objects.get_or_create(
                 user=user,
                 defaults={
                     "server": server,
-                    "username": name,
-                    "password": name,
-                    "dn": dn,
-                    "place": f"place_{dn}",
+                    "username": agent.agent_id,
+                    "password": agent.password,
+                    "dn": agent.dn,
+                    "place": f"place_{agent.dn}",
                 },
             )
             if created:
-                stdout.write(f"Created agent login {name} (DN {dn}) on {server}\n")
-            logins.append((name, name))
+                stdout.write(f"Created agent login {agent.agent_id} (DN {agent.dn}) on {server}\n")
+            logins.append((agent.username, agent.username))
     return logins
 
 
-def embedded_server() -> VoiceServer:
-    """The voice server that stands for the simulator inside this desk, made on first use."""
-    server = VoiceServer.objects.filter(embedded=True).order_by("pk").first()
+def embedded_server(dialect: str) -> VoiceServer:
+    """The voice server that stands for the simulator's ``dialect`` inside this desk, made on first use."""
+    server = VoiceServer.objects.filter(embedded=True, dialect=dialect).order_by("pk").first()
     if server is None:
         server = VoiceServer.objects.create(
-            name=EMBEDDED_SERVER_NAME,
-            dialect=VoiceServer.GENESYS,
-            base_url=DEFAULT_EMBEDDED_URL,
+            name=EMBEDDED_SERVER_NAMES[dialect],
+            dialect=dialect,
+            base_url=f"{DEFAULT_EMBEDDED_ROOT}/{dialect}",
             embedded=True,
         )
     return server
 
 
-def point_embedded_server(base_url: str) -> None:
-    """Points the embedded voice server at where this desk's simulator answers now (its port may change
-    from one run to the next). Nothing happens when there is no embedded server."""
-    VoiceServer.objects.filter(embedded=True).exclude(base_url=base_url).update(base_url=base_url)
+def point_embedded_server(root: str) -> None:
+    """Points the embedded voice servers at where this desk's simulator answers now (its port may
+    change from one run to the next), each at its dialect's path. Nothing happens without one."""
+    for server in VoiceServer.objects.filter(embedded=True):
+        url = f"{root.rstrip('/')}/{server.dialect}"
+        if server.base_url != url:
+            VoiceServer.objects.filter(pk=server.pk).update(base_url=url)

@@ -63,7 +63,8 @@ def agent_state(login: AgentLogin, *, oob: bool = True) -> str:
 
 
 def connection(login: AgentLogin, *, oob: bool = True) -> str:
-    return render_to_string("calls/connection.html", {"status": login.connection, "oob": oob})
+    context = {"status": login.connection, "reason": login.connection_reason, "oob": oob}
+    return render_to_string("calls/connection.html", context)
 
 
 def snapshot(login: AgentLogin) -> str:

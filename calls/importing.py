@@ -101,7 +101,7 @@ def read_csv(data: bytes | str) -> list[dict[str, str]]:
             problems.append(f"repeated column(s) {', '.join(duplicated)}")
         expected = ", ".join(REQUIRED_COLUMNS) + " and optionally " + ", ".join(OPTIONAL_COLUMNS)
         raise ImportRefused(f"The header does not fit ({'; '.join(problems)}). Expected: {expected}.")
-    rows = []
+    rows: list[dict[str, str]] = []
     try:
         for values in reader:
             if not any(value.strip() for value in values):

@@ -12,18 +12,18 @@ from django.db import models
 from django.utils import timezone
 
 from .crypto import EncryptedTextField
+from .vendors import DIALECTS
 
 
 class VoiceServer(models.Model):
-    GENESYS = "genesys"
-    HUAWEI = "huawei"
-    DIALECTS = [(GENESYS, "Genesys Web Services (API v2)"), (HUAWEI, "Huawei CC-Gateway AgentGateway")]
-
     name = models.CharField(max_length=100, unique=True)
-    dialect = models.CharField(max_length=20, choices=DIALECTS, default=GENESYS)
+    dialect = models.CharField(max_length=20, choices=DIALECTS, default=DIALECTS[0][0])
     base_url = models.URLField(
         max_length=300,
-        help_text="The server's root, without /api/v2 (for example https://gws.example.com).",
+        help_text=(
+            "The server's root, without the Voice API's path (for example https://gws.example.com, "
+            "not …/api/v2; https://cc-gateway.example.com:8043, not …/agentgateway/resource)."
+        ),
     )
     verify_tls = models.BooleanField("verify TLS certificates", default=True)
     embedded = models.BooleanField(
@@ -53,6 +53,7 @@ class AgentLogin(models.Model):
     dn = models.CharField("DN", max_length=32, blank=True)
     enabled = models.BooleanField(default=True)
     connection = models.CharField(max_length=20, choices=CONNECTIONS, default=OFFLINE, editable=False)
+    connection_reason = models.CharField(max_length=200, blank=True, editable=False)
     agent_state = models.CharField(max_length=20, default="LoggedOut", editable=False)
     state_reason = models.CharField(max_length=64, blank=True, editable=False)
     state_since = models.DateTimeField(default=timezone.now, editable=False)
@@ -60,6 +61,9 @@ class AgentLogin(models.Model):
     wanted = models.BooleanField(default=False, editable=False)
     worker = models.CharField(max_length=100, blank=True, editable=False)
     lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # The owning worker's Voice API session credentials (cookie and CSRF token, or Guid), which the
+    # desk's views borrow to act in that session; empty while no worker owns it.
+    voice_session = EncryptedTextField(blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["user__username"]

@@ -130,18 +130,13 @@ class InvalidParameters(ValueError):
 
 
 def card_controls(live: LiveCall) -> dict[str, list[Operation]]:
-    """The controls a card shows: exactly the operations its capabilities offer that we know.
-
-    ``buttons`` and ``forms`` split them by whether they take parameters; ``primary``,
-    ``transfer``, ``dtmf`` and ``data`` by where the card draws them."""
+    """The controls a card shows: exactly the operations its capabilities offer that we know, by
+    where the card draws them (``primary``, ``transfer``, ``dtmf`` and ``data``)."""
     offered = [OPERATIONS[name] for name in OPERATIONS if live.offers(name) and name not in PER_ITEM]
-    controls: dict[str, list[Operation]] = {
-        "buttons": [op for op in offered if not op.params],
-        "forms": [op for op in offered if op.params],
+    return {
+        group: [op for op in offered if op.group == group]
+        for group in ("primary", "transfer", "dtmf", "data")
     }
-    for group in ("primary", "transfer", "dtmf", "data"):
-        controls[group] = [op for op in offered if op.group == group]
-    return controls
 
 
 def clean_destination(value: str) -> str:

@@ -11,12 +11,12 @@ import datetime
 import logging
 from collections.abc import Iterable
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
 from . import fragments
+from .db import database_sync_to_async
 from .models import AgentLogin, CallRecord, LiveCall
 from .voice import AgentState, Call
 
@@ -133,13 +133,14 @@ def _set_agent_state(login_id: int, state: AgentState) -> Push:
     return login.user_id, fragments.agent_state(login)
 
 
-def _set_connection(login_id: int, status: str) -> Push | None:
+def _set_connection(login_id: int, status: str, reason: str) -> Push | None:
+    reason = "" if status == AgentLogin.CONNECTED else reason[:200]
     with transaction.atomic():
         login = AgentLogin.objects.select_related("user").get(pk=login_id)
-        if login.connection == status:
+        if (login.connection, login.connection_reason) == (status, reason):
             return None
-        login.connection = status
-        login.save(update_fields=["connection"])
+        login.connection, login.connection_reason = status, reason
+        login.save(update_fields=["connection", "connection_reason"])
     return login.user_id, fragments.connection(login)
 
 
@@ -157,5 +158,6 @@ async def set_agent_state(login_id: int, state: AgentState) -> None:
     await publish(await database_sync_to_async(_set_agent_state)(login_id, state))
 
 
-async def set_connection(login_id: int, status: str) -> None:
-    await publish(await database_sync_to_async(_set_connection)(login_id, status))
+async def set_connection(login_id: int, status: str, reason: str = "") -> None:
+    """The session's link to the Voice API; ``reason`` says, in the agent's words, why it is not up."""
+    await publish(await database_sync_to_async(_set_connection)(login_id, status, reason))

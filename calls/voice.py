@@ -1,16 +1,74 @@
-"""Our own words for what the Voice APIs tell us: calls, agent states, notifications.
+"""The one interface between the desk and a Voice API, in the contact center's words.
 
-Every dialect module (``genesys``, later ``huawei``) turns its vendor's JSON into these typed
-objects, so the services, the worker, the templates and the tests never see vendor payloads.
+A ``VoiceBackend`` is one agent's connection to one Voice API. The session worker owns the
+agent's Voice API session: it alone calls ``session()``, which signs the agent in to the Voice API
+and yields the events of that session. Everyone else (the desk's views, the admin) *borrows* the
+session: they build a backend from the credentials the owner holds (``credentials``) and send
+operations with them, never signing in a second time.
+
+Calls, agent states and events are our own typed objects; each vendor module under
+``calls/vendors/`` turns its JSON into them and maps the desk's operation names (the Genesys ones:
+``Answer``, ``Hold``, ``CompleteConference``, ``SendDtmf``...) onto its own operations. Nothing
+outside ``calls/vendors/`` sees a vendor's URLs, JSON or event names.
 """
 
 from __future__ import annotations
 
+import abc
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 LIVE_STATES = ("Ringing", "Dialing", "Established", "Held")
 AGENT_STATES = ("LoggedOut", "NotReady", "Ready", "AfterCallWork")
+
+# The operations a call card may offer, named as the desk names them on both vendors.
+CALL_OPERATIONS = frozenset(
+    {
+        "Answer",
+        "Hangup",
+        "Hold",
+        "Retrieve",
+        "InitiateTransfer",
+        "CompleteTransfer",
+        "InitiateConference",
+        "CompleteConference",
+        "SingleStepTransfer",
+        "SingleStepConference",
+        "SwapCalls",
+        "SendDtmf",
+        "AttachUserData",
+        "UpdateUserData",
+        "DeleteUserData",
+        "DeleteUserDataPair",
+        "RemoveParticipantFromConference",
+        "MuteCall",
+        "UnmuteCall",
+    }
+)
+# Operations that act on two calls: the desk names the other one (``other_call_id``).
+TWO_CALL_OPERATIONS = frozenset({"SwapCalls", "CompleteTransfer", "CompleteConference"})
+
+Credentials = dict[str, Any]
+
+
+class VoiceApiError(Exception):
+    """The Voice API refused a request. ``message`` is fit to show the agent; ``code`` is the
+    vendor's own code for the refusal (a GWS statusCode, a Huawei retcode), kept for the logs."""
+
+    def __init__(self, message: str, *, code: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class Unavailable(VoiceApiError):
+    """The Voice API could not be reached or failed (5xx, a timeout): nothing is known to be applied."""
+
+
+class CredentialsRefused(VoiceApiError):
+    """The Voice API no longer accepts the session's credentials: its owner must sign in again."""
 
 
 class MalformedNotification(ValueError):
@@ -44,12 +102,121 @@ class AgentState:
     reason: str = ""
 
 
+# -- what a session yields -------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class CallNotification:
-    kind: str
+class CallChanged:
     call: Call
 
 
 @dataclass(frozen=True)
-class StateNotification:
+class AgentStateChanged:
     state: AgentState
+
+
+@dataclass(frozen=True)
+class Reconnecting:
+    """The session is trying to get its notifications back; events may be missed meanwhile."""
+
+
+@dataclass(frozen=True)
+class Resynced:
+    """The whole truth, read from the Voice API: on connecting, and after every reconnection."""
+
+    calls: tuple[Call, ...]
+    state: AgentState
+
+
+@dataclass(frozen=True)
+class CredentialsChanged:
+    """The Voice API gave the session new credentials (a rotated Guid); borrowers need them."""
+
+    credentials: Credentials
+
+
+Event = CallChanged | AgentStateChanged | Reconnecting | Resynced | CredentialsChanged
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a borrower learnt from an operation's answer that no event will report (a soft mute,
+    which call a consult belongs to); the owner folds it into its session's state."""
+
+    call_id: str
+    facts: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Agent:
+    """Who the backend acts for: the agent login's Voice API identity."""
+
+    username: str
+    password: str
+    dn: str = ""
+    place: str = ""
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    verify_tls: bool = True
+
+
+class VoiceBackend(abc.ABC):
+    """One agent's connection to one Voice API; see the module docstring for who may call what."""
+
+    dialect: str = ""
+    label: str = ""
+
+    def __init__(self, server: Server, agent: Agent, credentials: Credentials | None = None) -> None:
+        self.server = server
+        self.agent = agent
+        self.credentials: Credentials = dict(credentials or {})
+
+    # -- the owner's side --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def session(self, *, signed_in: bool) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
+        """Sign in to the Voice API and yield the session's events, a ``Resynced`` first.
+
+        ``signed_in`` says whether the agent was in the contact center when the desk last knew,
+        for a Voice API where the session and the contact-center sign-in are one thing. Raises
+        ``VoiceApiError`` (or one of its kinds) when the session cannot go on."""
+
+    @abc.abstractmethod
+    async def sign_in(self) -> None:
+        """Sign the agent in to the contact center (the owner's session carries on)."""
+
+    @abc.abstractmethod
+    async def sign_out(self) -> None:
+        """Sign the agent out of the contact center."""
+
+    def observe(self, observation: Observation) -> list[Event]:
+        """Fold a borrower's observation into the session; the events it changes. None by default."""
+        return []
+
+    @abc.abstractmethod
+    async def check(self) -> str:
+        """For the admin: whether the server answers (and, where the Voice API allows it without
+        signing the agent in or out, accepts the agent's credentials), as one line."""
+
+    # -- anybody's side (borrowed credentials) -----------------------------------------------
+
+    @abc.abstractmethod
+    async def set_agent_state(self, state: str, reason: str = "") -> None:
+        """``Ready``, ``NotReady`` (with a reason code) or ``AfterCallWork``."""
+
+    @abc.abstractmethod
+    async def dial(self, destination: str) -> None: ...
+
+    @abc.abstractmethod
+    async def call_operation(
+        self, call_id: str, operation: str, params: dict[str, Any]
+    ) -> Observation | None:
+        """One call operation by the desk's name. ``params`` may hold ``destination``, ``digits``,
+        ``participant``, ``user_data`` (a dict), ``key`` and ``other_call_id`` (the other call of
+        a two-call operation)."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None: ...

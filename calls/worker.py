@@ -11,32 +11,83 @@ while the session lives) before it opens a session, so each agent has exactly on
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 import os
 import random
+import re
 import socket
 import uuid
 from datetime import timedelta
 from typing import Any
 
 from channels.consumer import AsyncConsumer
-from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from . import services
-from .clients import new_client
-from .cometd import RECONNECTING, RESYNC, NotificationStream, StreamLost
-from .genesys import CALLS_CHANNEL, DEVICES_CHANNEL, VoiceApiError, parse_message
+from . import backends, services
+from .db import database_sync_to_async
 from .models import AgentLogin
-from .voice import CallNotification, MalformedNotification
+from .voice import (
+    AgentStateChanged,
+    CallChanged,
+    Credentials,
+    CredentialsChanged,
+    CredentialsRefused,
+    Event,
+    Observation,
+    Reconnecting,
+    Resynced,
+    Unavailable,
+    VoiceApiError,
+    VoiceBackend,
+)
 
 log = logging.getLogger("switchboard.worker")
 
 CHANNEL = "voice-sessions"
 DRAIN_SECONDS = 5.0
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+COMMAND_TIMEOUT_SECONDS = 10.0
+
+
+def owner_channel(worker_id: str) -> str:
+    """The channel on which one worker takes commands for the sessions it owns."""
+    return "voice-sessions.owner." + re.sub(r"[^A-Za-z0-9_.\-]", "-", worker_id)[:60]
+
+
+ERROR_KINDS: dict[type[VoiceApiError], str] = {Unavailable: "unavailable", CredentialsRefused: "credentials"}
+ERRORS_BY_KIND = {kind: error for error, kind in ERROR_KINDS.items()}
+
+
+async def ask_owner(login: AgentLogin, command: str, *, wait: bool = True, **fields: Any) -> None:
+    """Have the worker that owns the login's session carry out ``command``; raise its refusal.
+
+    With no live owner, the shared channel is asked to start the session and the caller is told
+    to try again shortly."""
+    layer = get_channel_layer()
+    if layer is None:
+        raise Unavailable("The desk has no channel layer to reach its session workers.")
+    owned = login.worker and login.lease_until is not None and login.lease_until > timezone.now()
+    if not owned:
+        await layer.send(CHANNEL, {"type": "session.ensure", "login": login.pk})
+        raise Unavailable("The contact-center session is starting: try again in a moment.")
+    message: dict[str, Any] = {"type": "session.command", "login": login.pk, "command": command, **fields}
+    if not wait:
+        await layer.send(owner_channel(login.worker), message)
+        return
+    message["reply"] = await layer.new_channel()
+    await layer.send(owner_channel(login.worker), message)
+    try:
+        answer = await asyncio.wait_for(layer.receive(message["reply"]), COMMAND_TIMEOUT_SECONDS)
+    except TimeoutError:
+        raise Unavailable("The session worker did not answer in time.") from None
+    if not answer.get("ok"):
+        error = ERRORS_BY_KIND.get(str(answer.get("kind")), VoiceApiError)
+        raise error(str(answer.get("message") or "Refused"), code=str(answer.get("code") or ""))
 
 
 def lease_seconds() -> float:
@@ -80,12 +131,23 @@ def renew_leases(login_ids: list[int]) -> set[int]:
 
 @database_sync_to_async
 def release(login_id: int) -> None:
-    AgentLogin.objects.filter(pk=login_id, worker=WORKER_ID).update(worker="", lease_until=None)
+    AgentLogin.objects.filter(pk=login_id, worker=WORKER_ID).update(
+        worker="", lease_until=None, voice_session=""
+    )
 
 
 @database_sync_to_async
 def release_many(login_ids: list[int]) -> None:
+    """Hand leases back on a drain, keeping the sessions' credentials for whoever takes over."""
     AgentLogin.objects.filter(pk__in=login_ids, worker=WORKER_ID).update(worker="", lease_until=None)
+
+
+@database_sync_to_async
+def save_credentials(login_id: int, credentials: Credentials) -> None:
+    """What borrowers need to act in the session (encrypted at rest), while this worker owns it."""
+    AgentLogin.objects.filter(pk=login_id, worker=WORKER_ID).update(
+        voice_session=json.dumps(credentials) if credentials else ""
+    )
 
 
 async def settle(tasks: list[asyncio.Task[None]]) -> None:
@@ -116,14 +178,20 @@ def set_wanted(login_id: int, wanted: bool) -> None:
 
 
 class AgentSession:
-    """One agent's connection: login, subscribe, resync, apply notifications; heal on any failure."""
+    """One agent's Voice API session: sign in, resync, apply events; heal on any failure.
+
+    The backend of the running session is the only one that may sign the agent in or out; the
+    worker's commands (``session.command``) reach it here."""
 
     def __init__(self, login: AgentLogin) -> None:
         self.login_id = login.pk
         self.login = login
         self.failures = 0
         self.task: asyncio.Task[None] | None = None
+        self.backend: VoiceBackend | None = None
         self.stopping = False
+        self._attempt: asyncio.Task[None] | None = None
+        self._renewing = False
 
     def stop(self) -> None:
         # The flag as well as the cancellation: a cancellation that lands inside a library call can
@@ -132,93 +200,157 @@ class AgentSession:
         if self.task:
             self.task.cancel()
 
+    def renew(self) -> None:
+        """Sign in again now: a borrower's credentials were refused."""
+        if self._attempt and not self._attempt.done():
+            self._renewing = True
+            self._attempt.cancel()
+
     async def run(self) -> None:
-        """1. log in to the Voice API; 2. open CometD and subscribe; 3. resync calls and agent state;
-        4. apply notifications until the stream fails; 5. on failure, back off and start again."""
+        """1. sign in to the Voice API and open its events; 2. resync (the first event);
+        3. apply events until the session fails; 4. on failure, back off and start again."""
         while not self.stopping:
-            client = new_client(self.login)
+            self._attempt = asyncio.create_task(self._attempt_session())
             try:
-                await client.login()
-                channels = [CALLS_CHANNEL, DEVICES_CHANNEL]
-                async with NotificationStream(
-                    client.notifications_url,
-                    channels,
-                    client.cometd_headers,
-                    verify=self.login.server.verify_tls,
-                ) as stream:
-                    await self.resync(client)
-                    await self.status(AgentLogin.CONNECTED)
-                    self.failures = 0
-                    async for channel, data in stream:
-                        if (channel, data) == RECONNECTING:
-                            await self.status(AgentLogin.RECONNECTING)
-                        elif (channel, data) == RESYNC:
-                            await self.status(AgentLogin.RECONNECTING)
-                            await self.resync(client)
-                            await self.status(AgentLogin.CONNECTED)
-                        else:
-                            await self.apply(channel, data)
-                raise StreamLost("CometD stream closed")
+                await self._attempt
             except asyncio.CancelledError:
-                raise
-            except (VoiceApiError, StreamLost, OSError) as exc:
-                await self.failed(f"{type(exc).__name__}: {exc}")
+                if self.stopping or not self._renewing:
+                    raise
+                self._renewing = False
+                log.info("session of login %s signs in again: its credentials were refused", self.login_id)
+            except VoiceApiError as exc:
+                await self.failed(f"{type(exc).__name__}: {exc}", exc.message)
+            except OSError as exc:
+                await self.failed(f"{type(exc).__name__}: {exc}", "The Voice API cannot be reached.")
             except Exception as exc:
                 log.exception("session of login %s failed unexpectedly", self.login_id)
-                await self.failed(type(exc).__name__)
-            finally:
-                await client.aclose()
+                await self.failed(
+                    type(exc).__name__, "The session failed unexpectedly; it is starting again."
+                )
 
-    async def failed(self, reason: str) -> None:
+    async def _attempt_session(self) -> None:
+        # A session a worker left behind (a drain, a crash) may still be good: the backend may resume it.
+        backend = backends.backend_for(self.login, backends.credentials_of(self.login))
+        try:
+            async with backend.session(signed_in=self.login.agent_state != "LoggedOut") as events:
+                self.backend = backend
+                await save_credentials(self.login_id, backend.credentials)
+                async for event in events:
+                    await self.apply(event)
+            raise Unavailable("the Voice API ended the session's events")
+        finally:
+            self.backend = None
+            await backend.aclose()
+
+    async def failed(self, reason: str, for_agent: str) -> None:
+        """Back off before trying again, and tell the agent's pages why the session is down."""
         if self.stopping:
             raise asyncio.CancelledError
         self.failures += 1
         delay = backoff_delay(self.failures)
         log.warning("session of login %s lost (%s); retrying in %.1fs", self.login_id, reason, delay)
-        await self.status(AgentLogin.RECONNECTING if self.failures < 5 else AgentLogin.OFFLINE)
+        status = AgentLogin.RECONNECTING if self.failures < 5 else AgentLogin.OFFLINE
+        await services.set_connection(self.login_id, status, for_agent)
         await asyncio.sleep(delay)
         login = await claim(self.login_id)
         if login is None:
             raise asyncio.CancelledError
         self.login = login
 
-    async def resync(self, client: Any) -> None:
-        """Read the server's truth and make the saved state (and every open page) equal it."""
-        calls = await client.calls()
-        state = await client.agent_state()
-        await services.replace_calls(self.login_id, calls)
-        await services.set_agent_state(self.login_id, state)
+    async def apply(self, event: Event) -> None:
+        if isinstance(event, CallChanged):
+            await services.apply_call(self.login_id, event.call)
+        elif isinstance(event, AgentStateChanged):
+            await services.set_agent_state(self.login_id, event.state)
+            self.login.agent_state = event.state.state
+        elif isinstance(event, Resynced):
+            await services.replace_calls(self.login_id, event.calls)
+            await services.set_agent_state(self.login_id, event.state)
+            self.login.agent_state = event.state.state
+            await self.status(AgentLogin.CONNECTED)
+            self.failures = 0
+        elif isinstance(event, Reconnecting):
+            await self.status(AgentLogin.RECONNECTING)
+        elif isinstance(event, CredentialsChanged):
+            await save_credentials(self.login_id, event.credentials)
 
-    async def apply(self, channel: str, data: Any) -> None:
-        try:
-            notification = parse_message(channel, data)
-        except MalformedNotification as exc:
-            log.warning("skipped a malformed notification for login %s: %s", self.login_id, exc)
-            return
-        if notification is None:
-            return
-        if isinstance(notification, CallNotification):
-            await services.apply_call(self.login_id, notification.call)
+    async def command(self, name: str, message: dict[str, Any]) -> None:
+        """A command for the session's owner: sign the agent in or out, or fold in an observation."""
+        backend = self.backend
+        if backend is None:
+            raise Unavailable("The contact-center session is starting: try again in a moment.")
+        if name == "sign_in":
+            await backend.sign_in()
+        elif name == "sign_out":
+            await backend.sign_out()
+        elif name == "observe":
+            for event in backend.observe(Observation(str(message["call_id"]), dict(message["facts"]))):
+                await self.apply(event)
+        elif name == "renew":
+            self.renew()
         else:
-            await services.set_agent_state(self.login_id, notification.state)
+            raise VoiceApiError(f"Unknown session command {name!r}")
 
     async def status(self, status: str) -> None:
         await services.set_connection(self.login_id, status)
 
 
-class VoiceSessionsConsumer(AsyncConsumer):
+class VoiceSessionsConsumer(AsyncConsumer):  # type: ignore[misc]  # channels has no types
     """Layer messages: ``session.ensure``, ``session.stop``, ``session.reconcile`` (all take ``login``
-    except reconcile). Each handler is quick: sessions run as their own tasks."""
+    except reconcile). Each handler is quick: sessions run as their own tasks.
+
+    Commands for the sessions this worker owns (``ask_owner``) arrive on its own channel, since any
+    worker may take a message from the shared one."""
 
     sessions: dict[int, AgentSession]
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.sessions = {}
         self._reconciler: asyncio.Task[None] | None = None
+        self._commands: set[asyncio.Task[None]] = set()
+        listener = asyncio.create_task(self._serve_commands(), name="voice-session-commands")
         try:
             await super().__call__(scope, receive, send)
         finally:
+            listener.cancel()
+            for task in self._commands:
+                task.cancel()
             await self.shutdown()
+
+    async def _serve_commands(self) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        channel = owner_channel(WORKER_ID)
+        while True:
+            try:
+                message = await layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not read session commands; retrying")
+                await asyncio.sleep(1)
+                continue
+            task = asyncio.create_task(self._command(layer, message))
+            self._commands.add(task)
+            task.add_done_callback(self._commands.discard)
+
+    async def _command(self, layer: Any, message: dict[str, Any]) -> None:
+        answer: dict[str, Any] = {"type": "session.answer", "ok": True}
+        try:
+            session = self.sessions.get(int(message["login"]))
+            if session is None:
+                raise Unavailable("The contact-center session is starting: try again in a moment.")
+            await session.command(str(message["command"]), message)
+        except VoiceApiError as exc:
+            answer = {"type": "session.answer", "ok": False, "message": exc.message, "code": exc.code}
+            answer["kind"] = ERROR_KINDS.get(type(exc), "refused")
+        except Exception:
+            log.exception("session command %s failed", message.get("command"))
+            answer = {"type": "session.answer", "ok": False, "kind": "unavailable"}
+            answer["message"] = "The session worker failed to carry out the request."
+        if message.get("reply"):
+            await layer.send(message["reply"], answer)
 
     async def session_ensure(self, message: dict[str, Any]) -> None:
         await self._guard(self._ensure, message)
@@ -248,7 +380,7 @@ class VoiceSessionsConsumer(AsyncConsumer):
             return
         session = AgentSession(login)
         session.task = asyncio.create_task(session.run(), name=f"voice-session-{login_id}")
-        session.task.add_done_callback(lambda task, lid=login_id: self._ended(lid, task))
+        session.task.add_done_callback(functools.partial(self._ended, login_id))
         self.sessions[login_id] = session
 
     def _ended(self, login_id: int, task: asyncio.Task[None]) -> None:

@@ -6,7 +6,7 @@ Serve it with `python manage.py rundesk` or `daphne desktop.asgi:application`.
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from django.core.asgi import get_asgi_application
@@ -24,9 +24,10 @@ from django.utils.module_loading import import_string  # noqa: E402
 
 from desktop.routing import channel_routes, websocket_urlpatterns  # noqa: E402
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+# As django-stubs spells Django's ASGI handler.
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[Mapping[str, Any]]]
+Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
@@ -55,7 +56,8 @@ class PrefixMount:
 
 def build_http_app(django_app: ASGIApp) -> ASGIApp:
     """Django behind the static files handler, and the simulator under /sim/ when it is enabled."""
-    app: ASGIApp = ASGIStaticFilesHandler(django_app)
+    # django-stubs asks for Django's own handler; the static files handler wraps any ASGI app.
+    app: ASGIApp = ASGIStaticFilesHandler(django_app)  # type: ignore[arg-type]
     if settings.SIMULATOR_ENABLED:
         simulator_app = import_string(settings.SIMULATOR_ASGI_FACTORY)(
             prefix="/sim",

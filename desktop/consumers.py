@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from calls import audit, fragments
+from calls.db import database_sync_to_async
 from calls.models import AgentLogin
 from calls.services import group_name
 from calls.worker import CHANNEL
@@ -34,7 +34,7 @@ def _snapshot(login_id: int) -> str:
     return fragments.snapshot(AgentLogin.objects.select_related("user").get(pk=login_id))
 
 
-class DesktopConsumer(AsyncWebsocketConsumer):
+class DesktopConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     group = ""
 
     async def connect(self) -> None:

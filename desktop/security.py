@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.template import RequestContext, Template, TemplateDoesNotExist
 from django.template.loader import get_template, render_to_string
 from django.utils.cache import patch_cache_control
@@ -32,6 +32,9 @@ LOGIN_VIEWS = {"login", "admin:login"}
 # The idle timeout slides, but the session is written at most this often, not on every request.
 IDLE_REFRESH_EVERY_S = 60
 IDLE_REFRESHED_KEY = "_idle_refreshed"
+# Where an action's claim waits for the response that decides whether to release it (as Django's
+# CSRF middleware keeps its cookie in request.META).
+CLAIMED_ACTION_KEY = "switchboard.claimed_action"
 
 STORM_MESSAGE = "Too many actions at once: wait a few seconds, then try again."
 LOCKED_MESSAGE = (
@@ -74,17 +77,30 @@ def content_security_policy() -> str:
     )
 
 
+GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
+
+
 class _Middleware:
     """Runs sync or async, whichever the handler is."""
 
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+    def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        raise NotImplementedError  # each middleware answers both ways itself
+
+    # The handler is sync or async for the middleware's whole life, as is_async says.
+    def handler_response(self, request: HttpRequest) -> HttpResponseBase:
+        return cast(HttpResponseBase, self.get_response(request))
+
+    async def ahandler_response(self, request: HttpRequest) -> HttpResponseBase:
+        return await cast(Awaitable[HttpResponseBase], self.get_response(request))
 
 
 class SecurityHeadersMiddleware(_Middleware):
@@ -96,29 +112,29 @@ class SecurityHeadersMiddleware(_Middleware):
     It also tells ``calls.audit`` the client's address for the request.
     """
 
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+    def __init__(self, get_response: GetResponse) -> None:
         super().__init__(get_response)
         self.policy = content_security_policy()
         self.deny_framing = list(settings.FRAME_ANCESTORS) in ([], ["'none'"])
         self.debug = settings.DEBUG
 
-    def __call__(self, request: HttpRequest) -> Any:
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self.is_async:
             return self.__acall__(request)
         token = audit.remote_address.set(audit.request_address(request))
         try:
-            return self.secure(self.get_response(request))
+            return self.secure(self.handler_response(request))
         finally:
             audit.remote_address.reset(token)
 
-    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         token = audit.remote_address.set(audit.request_address(request))
         try:
-            return self.secure(await self.get_response(request))
+            return self.secure(await self.ahandler_response(request))
         finally:
             audit.remote_address.reset(token)
 
-    def secure(self, response: HttpResponse) -> HttpResponse:
+    def secure(self, response: HttpResponseBase) -> HttpResponseBase:
         # Django's DEBUG error pages are styled and scripted inline; only a developer sees them.
         if not (self.debug and response.status_code in (404, 500)):
             response.headers.setdefault("Content-Security-Policy", self.policy)
@@ -166,17 +182,17 @@ class DeskGuardMiddleware(_Middleware):
     4. A signed-in session's expiry moves SESSION_IDLE_TIMEOUT_SECONDS ahead at most once a minute.
     """
 
-    def __call__(self, request: HttpRequest) -> Any:
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self.is_async:
             return self.__acall__(request)
-        response = self.get_response(request)
+        response = self.handler_response(request)
         self._release_if_refused(request, response)
         self._slide_idle_timeout(request)
         return response
 
-    async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        response = await self.get_response(request)
-        claimed = getattr(request, "_claimed_action", None)
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        response = await self.ahandler_response(request)
+        claimed = request.META.get(CLAIMED_ACTION_KEY)
         if claimed is not None and response.status_code >= 300:
             await ratelimit.release_action(*claimed)
         await self._aslide_idle_timeout(request)
@@ -194,8 +210,10 @@ class DeskGuardMiddleware(_Middleware):
             return await self._limit_login(request)
         return None
 
-    async def _limit_action(self, request: HttpRequest, view_name: str, kwargs: dict[str, Any]) -> Any:
-        user = await request.auser()  # type: ignore[attr-defined]
+    async def _limit_action(
+        self, request: HttpRequest, view_name: str, kwargs: dict[str, Any]
+    ) -> HttpResponse | None:
+        user = await request.auser()
         if not user.is_authenticated:
             return None  # the view answers that
         if await ratelimit.action_storm(user.pk):
@@ -213,10 +231,10 @@ class DeskGuardMiddleware(_Middleware):
         fingerprint = _fingerprint(request, view_name, kwargs)
         if not await ratelimit.claim_action(user.pk, fingerprint):
             return HttpResponse(status=204)  # the first one is on its way; its outcome is what counts
-        request._claimed_action = (user.pk, fingerprint)  # type: ignore[attr-defined]
+        request.META[CLAIMED_ACTION_KEY] = (user.pk, fingerprint)
         return None
 
-    async def _limit_login(self, request: HttpRequest) -> Any:
+    async def _limit_login(self, request: HttpRequest) -> HttpResponse | None:
         username = str(request.POST.get("username") or "")
         address = audit.request_address(request)
         if not username or not await ratelimit.login_locked(username, address):
@@ -233,8 +251,8 @@ class DeskGuardMiddleware(_Middleware):
         response.headers["Retry-After"] = str(ratelimit.login_lockout_minutes() * 60)
         return response
 
-    def _release_if_refused(self, request: HttpRequest, response: HttpResponse) -> None:
-        claimed = getattr(request, "_claimed_action", None)
+    def _release_if_refused(self, request: HttpRequest, response: HttpResponseBase) -> None:
+        claimed = request.META.get(CLAIMED_ACTION_KEY)
         if claimed is not None and response.status_code >= 300:
             async_to_sync(ratelimit.release_action)(*claimed)
 

@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+import django_stubs_ext
+
+# Lets the admin, form and field classes take type arguments (ModelAdmin[Model]) at run time too.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -137,7 +141,7 @@ MIDDLEWARE = [
 ROOT_URLCONF = "desktop.urls"
 ASGI_APPLICATION = "desktop.asgi.application"
 
-TEMPLATES = [
+TEMPLATES: list[dict[str, Any]] = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],

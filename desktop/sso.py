@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import jwt
@@ -22,11 +23,10 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.backends import RemoteUserBackend
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.middleware import RemoteUserMiddleware
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation, ValidationError
 from django.db import IntegrityError, transaction
-from django.forms import Form
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import resolve_url
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
@@ -39,6 +39,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # What a header's value may be logged as: usernames are not secrets, but keep a log line short and
 # free of control characters an attacker could use to forge lines.
 LOGGED_VALUE_MAX = 64
+
+UserT = TypeVar("UserT", bound=AbstractBaseUser)
 
 
 # --- Trusted-header SSO ---
@@ -87,23 +89,26 @@ class HeaderSsoMiddleware(RemoteUserMiddleware):
     paths read the header under different keys.
     """
 
-    def __init__(self, get_response: Any) -> None:
+    def __init__(
+        self, get_response: Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
+    ) -> None:
         super().__init__(get_response)
         self.header_name: str = settings.SSO_HEADER
         if "_" in self.header_name:
             # Servers fold "X_Remote_User" and "X-Remote-User" into one key: only dashes are safe.
             raise ImproperlyConfigured(f"SSO_HEADER={self.header_name!r}: spell the header with dashes")
-        self.header = header_meta_key(self.header_name) if self.header_name else ""
+        # Not Django's class-wide ``header``: it comes from settings, and only the methods below read it.
+        self.meta_key = header_meta_key(self.header_name) if self.header_name else ""
         trusted_networks(tuple(settings.SSO_TRUSTED_PROXIES))  # fail at startup on a bad value
 
     def trusted_username(self, request: HttpRequest) -> str | None:
         """The header's value when it can be believed; otherwise strips it from the request."""
-        if not self.header or self.header not in request.META:
+        if not self.meta_key or self.meta_key not in request.META:
             return None
-        value: str = request.META[self.header]
+        value: str = request.META[self.meta_key]
         address: str = request.META.get("REMOTE_ADDR") or ""
         if not is_trusted_proxy(address):
-            del request.META[self.header]
+            del request.META[self.meta_key]
             log.warning(
                 "ignored the %s header (user %s) from %s, which is not in SSO_TRUSTED_PROXIES",
                 self.header_name,
@@ -114,7 +119,7 @@ class HeaderSsoMiddleware(RemoteUserMiddleware):
         if "," in value:
             # The header came more than once (servers join repeats with commas): a client's copy
             # that the proxy passed through beside its own. Believe neither.
-            del request.META[self.header]
+            del request.META[self.meta_key]
             log.warning(
                 "ignored the %s header from proxy %s: it came more than once", self.header_name, address
             )
@@ -127,12 +132,12 @@ class HeaderSsoMiddleware(RemoteUserMiddleware):
         username = self.trusted_username(request)
         if username is None:
             if request.user.is_authenticated:
-                self._remove_invalid_user(request)  # only a session the header opened
+                self.end_header_session(request)
             return
         if request.user.is_authenticated:
             if request.user.get_username() == username:
                 return
-            self._remove_invalid_user(request)
+            self.end_header_session(request)
         user = auth.authenticate(request, remote_user=username)
         if user is not None:
             request.user = user
@@ -145,26 +150,51 @@ class HeaderSsoMiddleware(RemoteUserMiddleware):
         current = await request.auser()
         if username is None:
             if current.is_authenticated:
-                await self._aremove_invalid_user(request)
+                await self.aend_header_session(request)
             return
         if current.is_authenticated:
             if current.get_username() == username:
                 return
-            await self._aremove_invalid_user(request)
+            await self.aend_header_session(request)
         user = await auth.aauthenticate(request, remote_user=username)
         if user is not None:
             request.user = user
             await auth.alogin(request, user)
 
+    # In place of Django's private _remove_invalid_user() and _aremove_invalid_user(), the same logic
+    # with types (django-stubs declares neither).
+    def end_header_session(self, request: HttpRequest) -> None:
+        """Logs out a session that header SSO opened; sessions from other logins are left alone."""
+        if _opened_by_header(request.session.get(auth.BACKEND_SESSION_KEY, "")):
+            auth.logout(request)
+
+    async def aend_header_session(self, request: HttpRequest) -> None:
+        if _opened_by_header(await request.session.aget(auth.BACKEND_SESSION_KEY, "")):
+            await auth.alogout(request)
+
+
+def _opened_by_header(backend_path: str) -> bool:
+    """Whether the session's login came through a remote-user backend; a backend that no longer
+    loads counts as one, so its session ends."""
+    try:
+        return isinstance(auth.load_backend(backend_path), RemoteUserBackend)
+    except ImportError:
+        return True
+
 
 class HeaderSsoBackend(RemoteUserBackend):
     """The user the trusted proxy names; unknown users are created only when SSO_CREATE_USERS says so."""
 
-    @property
-    def create_unknown_user(self) -> bool:
-        return bool(settings.SSO_CREATE_USERS)
+    def __init__(self) -> None:
+        super().__init__()
+        # Django makes a backend for each authentication, so this follows the setting.
+        self.create_unknown_user = bool(settings.SSO_CREATE_USERS)
 
-    def authenticate(self, request: HttpRequest | None, remote_user: str) -> AbstractBaseUser | None:
+    # RemoteUserBackend takes a remote_user instead of ModelBackend's username and password (Django's
+    # own signature, which django-stubs ignores the same way).
+    def authenticate(  # type: ignore[override]
+        self, request: HttpRequest | None, remote_user: str
+    ) -> User | None:
         # The middleware has already checked; this keeps any other caller from skipping the check.
         if (
             not settings.SSO_HEADER
@@ -177,7 +207,9 @@ class HeaderSsoBackend(RemoteUserBackend):
             log.warning("header SSO refused %s: no such active user", _shown(remote_user))
         return user
 
-    async def aauthenticate(self, request: HttpRequest | None, remote_user: str) -> AbstractBaseUser | None:
+    async def aauthenticate(  # type: ignore[override]  # as authenticate()
+        self, request: HttpRequest | None, remote_user: str
+    ) -> User | None:
         if (
             not settings.SSO_HEADER
             or request is None
@@ -189,7 +221,7 @@ class HeaderSsoBackend(RemoteUserBackend):
             log.warning("header SSO refused %s: no such active user", _shown(remote_user))
         return user
 
-    def configure_user(self, request: Any, user: Any, created: bool = True) -> Any:
+    def configure_user(self, request: HttpRequest | None, user: UserT, created: bool = True) -> UserT:
         if created:
             user.set_unusable_password()
             user.save(update_fields=["password"])
@@ -204,7 +236,7 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-class OidcBackend(OIDCAuthenticationBackend):
+class OidcBackend(OIDCAuthenticationBackend):  # type: ignore[misc]  # mozilla-django-oidc ships no types
     """Authorization code flow (state, nonce, PKCE in mozilla-django-oidc's views) with ``sub`` as identity.
 
     A returning identity finds its user through ``OidcIdentity``. A new one is linked to the
@@ -346,16 +378,16 @@ def _local_login_refusal() -> str:
 class LocalLoginForm(AuthenticationForm):
     """Django's login form, closed to agents (non-staff users) when LOCAL_LOGIN_FOR_AGENTS is off."""
 
-    def confirm_login_allowed(self, user: AbstractBaseUser) -> None:
+    def confirm_login_allowed(self, user: User) -> None:
         super().confirm_login_allowed(user)
         if not settings.LOCAL_LOGIN_FOR_AGENTS and not getattr(user, "is_staff", False):
             raise ValidationError(_local_login_refusal(), code="local_login_off")
 
 
-class LoginView(auth_views.LoginView):
+class LoginView(auth_views.LoginView[LocalLoginForm]):
     authentication_form = LocalLoginForm
 
-    def form_invalid(self, form: Form) -> HttpResponse:
+    def form_invalid(self, form: LocalLoginForm) -> HttpResponse:
         if form.has_error("__all__", "local_login_off"):
             # Shown on its own (the page's generic "didn't match" line is for form.errors), and
             # the password was right, so do not send the agent back to guess it again.

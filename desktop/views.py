@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Q
@@ -32,6 +34,12 @@ from calls.models import AgentLogin, CallRecord
 from desktop.routing import channel_routes
 
 CHANNEL_LAYER_TIMEOUT_S = 2.0
+
+
+class SignedInRequest(HttpRequest):
+    """The request of a view behind ``login_required``: its user has signed in."""
+
+    user: User
 
 
 def _check_database() -> str:
@@ -99,7 +107,7 @@ def _toast(message: str, status: int) -> HttpResponse:
 @login_required
 @require_GET
 @never_cache
-def desk(request: HttpRequest) -> HttpResponse:
+def desk(request: SignedInRequest) -> HttpResponse:
     logins = AgentLogin.objects.select_related("server", "user")
     login = logins.filter(user=request.user, enabled=True).first()
     context: dict[str, Any] = {"login": login}
@@ -113,11 +121,13 @@ def desk(request: HttpRequest) -> HttpResponse:
     return render(request, "desktop/desk.html", context)
 
 
-async def _act(request: HttpRequest, action: Any) -> HttpResponse:
-    if not (await request.auser()).is_authenticated:
+async def _act(request: HttpRequest, action: Callable[[User], Awaitable[None]]) -> HttpResponse:
+    """Runs ``action`` for the signed-in user."""
+    user = await request.auser()
+    if not user.is_authenticated:
         return _toast("Your desk session has ended: log in again.", 401)
     try:
-        await action
+        await action(user)
     except ActionRefused as exc:
         return _toast(exc.message, exc.status)
     return HttpResponse(status=204)
@@ -125,29 +135,26 @@ async def _act(request: HttpRequest, action: Any) -> HttpResponse:
 
 @require_POST
 async def call_operation(request: HttpRequest, call_id: str) -> HttpResponse:
-    user = await request.auser()
-    return await _act(
-        request, actions.call_operation(user, call_id, request.POST.get("operation", ""), request.POST)
-    )
+    operation = request.POST.get("operation", "")
+    return await _act(request, lambda user: actions.call_operation(user, call_id, operation, request.POST))
 
 
 @require_POST
 async def agent_operation(request: HttpRequest) -> HttpResponse:
-    user = await request.auser()
     operation = request.POST.get("operation", "")
-    return await _act(request, actions.agent_operation(user, operation, request.POST.get("reason", "")))
+    reason = request.POST.get("reason", "")
+    return await _act(request, lambda user: actions.agent_operation(user, operation, reason))
 
 
 @require_POST
 async def dial(request: HttpRequest) -> HttpResponse:
-    user = await request.auser()
-    return await _act(request, actions.dial(user, request.POST))
+    return await _act(request, lambda user: actions.dial(user, request.POST))
 
 
 @login_required
 @require_GET
 @never_cache
-def history(request: HttpRequest) -> HttpResponse:
+def history(request: SignedInRequest) -> HttpResponse:
     """The agent's own calls, newest first, filtered by number and day."""
     records = CallRecord.objects.filter(login__user=request.user)
     number = request.GET.get("number", "").strip()[:32]

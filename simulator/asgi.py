@@ -1,4 +1,10 @@
-"""The simulator as one plain ASGI application: Genesys dialect, CometD, control API.
+"""The simulator as one plain ASGI application: both dialects over one switch, and the control API.
+
+Serves the Genesys Web Services API v2 (REST and CometD) under ``/genesys/api/v2``, the Huawei
+CC-Gateway AgentGateway (REST and event polling) under ``/huawei/agentgateway/resource``, and the
+control API under ``/control``. Owns what is common to the vendor surfaces: the prefix, the
+injected faults, and how a failure is answered (Genesys status codes; Huawei's HTTP 200 with a
+retcode, except for an injected HTTP status, which stands for a real outage).
 
 ``build_app`` is what the desk mounts under ``/sim`` (by dotted path from its settings, never
 by import) and what ``manage.py voicesim`` serves on its own.
@@ -14,6 +20,7 @@ from typing import Any
 from .bayeux import BayeuxServer
 from .control import Control, Faults
 from .genesys import API, GenesysDialect
+from .huawei import HUAWEI_API, HuaweiDialect
 from .switch import Switch
 from .web import HttpError, Response, Router, read_request, send_response
 
@@ -31,11 +38,13 @@ class SimulatorApp:
         self.bayeux = BayeuxServer()
         self.faults = Faults()
         self.genesys = GenesysDialect(self.switch, self.bayeux)
+        self.huawei = HuaweiDialect(self.switch)
         self.router = Router()
         self.genesys.routes(self.router)
+        self.huawei.routes(self.router)
         self.control_enabled = control_enabled
         if control_enabled:
-            Control(self.switch, self.bayeux, self.faults).routes(self.router)
+            Control(self.switch, self.bayeux, self.faults, self.huawei).routes(self.router)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -50,18 +59,32 @@ class SimulatorApp:
                 "path": path[len(self.prefix) :],
                 "root_path": scope.get("root_path", "") + self.prefix,
             }
+        huawei = _under(scope["path"], HUAWEI_API)
         try:
             request = await read_request(scope, receive, scope["path"])
             response = await self._dispatch(request)
         except HttpError as exc:
-            response = Response(exc.status, exc.body, exc.headers)
+            if huawei:
+                message = str(exc.body.get("statusMessage", ""))
+                response = self.huawei.error_response(scope["path"], exc.status, message)
+            else:
+                response = Response(exc.status, exc.body, exc.headers)
         except Exception:
             log.exception("simulator failed on %s %s", scope.get("method"), scope.get("path"))
-            response = Response(500, {"statusCode": 4, "statusMessage": "Internal error in the simulator"})
+            if huawei:
+                response = self.huawei.error_response(scope["path"], 500, "Internal error in the simulator")
+            else:
+                response = Response(
+                    500, {"statusCode": 4, "statusMessage": "Internal error in the simulator"}
+                )
         await send_response(send, response)
 
     async def _dispatch(self, request: Any) -> Response:
         handler, params, path_known = self.router.resolve(request.method, request.path)
+        if _under(request.path, API) or _under(request.path, HUAWEI_API):
+            outage = await self._fault(request.path)
+            if outage is not None:
+                return outage
         if handler is None:
             if path_known:
                 raise HttpError(
@@ -69,16 +92,21 @@ class SimulatorApp:
                 )
             raise HttpError(404, {"statusCode": 6, "statusMessage": f"No resource at {request.path}"})
         request.params = params
-        if request.path.startswith(API):
-            delay = self.faults.delay_now()
-            if delay:
-                await asyncio.sleep(delay)
-            status = self.faults.status_now()
-            if status:
-                raise HttpError(
-                    status, {"statusCode": 4, "statusMessage": "Service unavailable (simulated fault)"}
-                )
         return await handler(request)
+
+    async def _fault(self, path: str) -> Response | None:
+        """The injected delay, then the injected HTTP status: an outage answers every vendor path alike,
+        Huawei's included (the one time a Huawei path answers other than HTTP 200)."""
+        delay = self.faults.delay_now()
+        if delay:
+            await asyncio.sleep(delay)
+        status = self.faults.status_now()
+        if not status:
+            return None
+        message = "Service unavailable (simulated fault)"
+        if _under(path, HUAWEI_API):
+            return Response(status, {"message": message, "retcode": "100-007", "result": None})
+        return Response(status, {"statusCode": 4, "statusMessage": message})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -87,8 +115,13 @@ class SimulatorApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.bayeux.close()
+                await self.huawei.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _under(path: str, base: str) -> bool:
+    return path == base or path.startswith(base + "/")
 
 
 def build_app(

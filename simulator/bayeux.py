@@ -281,7 +281,7 @@ class BayeuxServer:
 
     def _subscription(self, message: dict[str, Any], client: _Client, *, subscribe: bool) -> dict[str, Any]:
         requested = message.get("subscription")
-        names = requested if isinstance(requested, list) else [requested]
+        names: list[Any] = requested if isinstance(requested, list) else [requested]
         extra = {"subscription": requested} if "subscription" in message else {}
         if requested is None or not names:
             return self._failure(message, "400::missing subscription", **extra)

@@ -1,7 +1,8 @@
 """The control API: how tests, demos and training scripts play the outside world.
 
-Places calls from remote parties, answers and hangs up as them, changes the switch's timing,
-adds agents, shows the whole switch, resets it, and injects faults. Off unless enabled.
+Places calls from remote parties, answers and hangs up as them, changes the switch's timing and
+the Huawei gateway's session timing, adds agents, shows the whole switch, resets it (dropping
+every notification session of both dialects), and injects faults. Off unless enabled.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .bayeux import BayeuxServer
+from .huawei import TIMING_SETTINGS, HuaweiDialect
 from .switch import Switch, SwitchError
 from .web import HttpError, Request, Response, Router
 
 MAX_FAULT_MS = 10 * 60 * 1000
+SWITCH_SETTINGS = ("answer_delay_ms", "ringing_timeout_ms")
 
 
 @dataclass(slots=True)
@@ -70,10 +73,11 @@ def _milliseconds(body: dict[str, Any], name: str, *, nullable: bool = False) ->
 
 
 class Control:
-    def __init__(self, switch: Switch, bayeux: BayeuxServer, faults: Faults) -> None:
+    def __init__(self, switch: Switch, bayeux: BayeuxServer, faults: Faults, huawei: HuaweiDialect) -> None:
         self.switch = switch
         self.bayeux = bayeux
         self.faults = faults
+        self.huawei = huawei
 
     def routes(self, router: Router) -> None:
         router.add("POST", "/control/calls", self.place_call)
@@ -104,15 +108,24 @@ class Control:
         return Response(body={"hungUp": self.switch.hangup_party(request.params["number"])})
 
     async def settings(self, request: Request) -> Response:
+        """Validates every named setting before applying any; answers with each named setting as it now is."""
         body = _body(request)
-        unknown = set(body) - {"answer_delay_ms", "ringing_timeout_ms"}
+        unknown = set(body) - {*SWITCH_SETTINGS, *TIMING_SETTINGS}
         if unknown:
             raise _bad(f"unknown settings: {', '.join(sorted(unknown))}")
-        if "answer_delay_ms" in body:
-            self.switch.settings.answer_delay_ms = _milliseconds(body, "answer_delay_ms", nullable=True)
-        if "ringing_timeout_ms" in body:
-            self.switch.settings.ringing_timeout_ms = _milliseconds(body, "ringing_timeout_ms") or 0
-        return Response(body=self.switch.state()["settings"])
+        values = {name: _milliseconds(body, name, nullable=name == "answer_delay_ms") for name in body}
+        if "answer_delay_ms" in values:
+            self.switch.settings.answer_delay_ms = values["answer_delay_ms"]
+        if "ringing_timeout_ms" in values:
+            self.switch.settings.ringing_timeout_ms = values["ringing_timeout_ms"] or 0
+        for name in TIMING_SETTINGS:
+            if name in values:
+                setattr(self.huawei.timing, name, values[name] or 0)
+        settings = self._settings()
+        return Response(body={name: settings[name] for name in body})
+
+    def _settings(self) -> dict[str, Any]:
+        return {**self.switch.state()["settings"], **self.huawei.timing_settings()}
 
     async def directory(self, request: Request) -> Response:
         body = _body(request)
@@ -128,9 +141,13 @@ class Control:
         return Response(201, {"login": agent.login, "dn": agent.dn, "dialect": agent.dialect})
 
     async def state(self, request: Request) -> Response:
-        return Response(body=self.switch.state())
+        return Response(body={**self.switch.state(), "settings": self._settings()})
 
     async def reset(self, request: Request) -> Response:
+        # The gateway forgets its Guids before the switch forgets its agents, so no sign-out
+        # event is generated for a session that no longer exists.
+        self.huawei.reset()
+        self.bayeux.drop_all()
         self.switch.reset()
         self.faults.clear()
         return Response(body={"reset": True})
@@ -144,7 +161,9 @@ class Control:
         if body.get("clear"):
             self.faults.clear()
         if body.get("drop_cometd_sessions"):
+            # Both dialects' notification sessions: Bayeux clients and Huawei Guids (with their queues).
             answer["dropped"] = self.bayeux.drop_all()
+            answer["droppedGuids"] = self.huawei.drop_sessions()
         until = time.monotonic() + (_milliseconds(body, "for_ms") or 0) / 1000 if "for_ms" in body else None
         if "http_status" in body:
             status = body["http_status"]

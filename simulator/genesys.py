@@ -643,7 +643,8 @@ def _complete(kind: str) -> Callable[[GenesysDialect, Agent, Call, dict[str, Any
     return run
 
 
-CALL_OPERATIONS: dict[str, Callable[[GenesysDialect, Agent, Call, dict[str, Any]], None]] = {
+# An operation's result (a new call, for some) is announced by the switch, not returned.
+CALL_OPERATIONS: dict[str, Callable[[GenesysDialect, Agent, Call, dict[str, Any]], object]] = {
     "Answer": lambda d, a, c, b: d.switch.answer(a, c),
     "Hangup": lambda d, a, c, b: d.switch.hangup(a, c),
     "Hold": lambda d, a, c, b: d.switch.hold(a, c),

@@ -2,8 +2,9 @@
 
 One model underneath every dialect. A call is a set of legs, one per number on it; each agent sees
 its own view of a call (its leg's state, the other parties, whether the call is a consult it
-started). Dialects (``genesys``, later ``huawei``) render those views in their own wire format
-and decide which operations a view offers; the switch only knows what is physically possible.
+started, and once its leg is released, why). Dialects (``genesys``, ``huawei``) render those views
+in their own wire format and decide which operations a view offers; the switch only knows what is
+physically possible.
 
 Every change is announced to the listeners as ``CallEvent`` / ``AgentEvent`` values, in the
 order the vendors' documents show them. After each operation the switch also re-announces, as a
@@ -38,6 +39,15 @@ LIVE_STATES = (RINGING, DIALING, ESTABLISHED, HELD)
 
 TRANSFER = "transfer"
 CONFERENCE = "conference"
+
+# Why a leg was released: a dialect that reports who ended a call (Huawei's Call_Release versus
+# Customer_Release) needs to know, and it cannot be recovered from the views alone.
+LEFT = "left"  # the party hung up, or completed a transfer and dropped out
+ENDED = "ended"  # the other parties left, so the call ended for this one
+TIMED_OUT = "timed_out"  # it rang longer than the ringing timeout
+REMOVED = "removed"  # another party took it out of a conference
+MOVED = "moved"  # it went on in another call, which a transfer or conference joined it to
+MERGED = "merged"  # the agent's own call whose other parties were joined to the agent's other call
 
 STATUS_CHANGE = "StatusChange"
 PARTICIPANTS_UPDATED = "ParticipantsUpdated"
@@ -101,6 +111,7 @@ class Leg:
     muted: bool = False
     # What this party saw when it left: a released view still names the parties it had.
     final_others: tuple[str, ...] = ()
+    release_cause: str = ""
 
 
 @dataclass(slots=True)
@@ -150,6 +161,8 @@ class CallView:
     partner_held: bool
     partner_id: str | None
     conference: bool
+    origin: str = ""
+    release_cause: str = ""
 
     def signature(self) -> tuple[Any, ...]:
         return (
@@ -176,6 +189,8 @@ class AgentEvent:
 
 
 Listener = Callable[[CallEvent | AgentEvent], None]
+# One notification to announce: the number whose view it is, the call, the notification type.
+Step = tuple[str, Call, str]
 
 
 @dataclass(slots=True)
@@ -292,6 +307,8 @@ class Switch:
             partner_held=partner is not None and partner.legs[agent.dn].state == HELD,
             partner_id=partner.id if partner else None,
             conference=leg.state != RELEASED and len(others) >= 2,
+            origin=call.origin,
+            release_cause=leg.release_cause if leg.state == RELEASED else "",
         )
 
     def _partner(self, agent: Agent, call: Call) -> Call | None:
@@ -327,7 +344,7 @@ class Switch:
             except Exception:
                 log.exception("simulator listener failed on %s", type(event).__name__)
 
-    def _announce(self, steps: Iterable[tuple[str, Call, str]]) -> None:
+    def _announce(self, steps: Iterable[Step]) -> None:
         """Emit the documented notifications in order, then any side-effect change of the same agents."""
         touched: set[str] = set()
         for number, call, notification_type in steps:
@@ -373,12 +390,12 @@ class Switch:
         call.user_data.update(user_data or {})
         call.legs[origin] = Leg(origin, DIALING if caller_agent else ESTABLISHED, now)
         self.calls[call.id] = call
-        steps: list[tuple[str, Call, str]] = [(origin, call, STATUS_CHANGE)] if caller_agent else []
+        steps: list[Step] = [(origin, call, STATUS_CHANGE)] if caller_agent else []
         steps += self._ring(call, destination)
         self._announce(steps)
         return call
 
-    def _ring(self, call: Call, number: str) -> list[tuple[str, Call, str]]:
+    def _ring(self, call: Call, number: str) -> list[Step]:
         """Add ``number`` to the call as a ringing party; an agent's device rings, anything else
         answers by itself after the answer delay. Returns the notifications to announce."""
         call.legs[number] = Leg(number, RINGING, time.monotonic())
@@ -399,11 +416,11 @@ class Switch:
     def _ringing_timeout(self, call_id: str, number: str) -> None:
         call = self.calls.get(call_id)
         if call and number in call.legs and call.legs[number].state == RINGING:
-            self._announce(self._leave(call, number))
+            self._announce(self._leave(call, number, TIMED_OUT))
 
-    def _answer_leg(self, call: Call, number: str) -> list[tuple[str, Call, str]]:
+    def _answer_leg(self, call: Call, number: str) -> list[Step]:
         call.legs[number].state = ESTABLISHED
-        steps: list[tuple[str, Call, str]] = [(number, call, STATUS_CHANGE)]
+        steps: list[Step] = [(number, call, STATUS_CHANGE)]
         for other in call.live_legs():
             if other.number != number and other.state == DIALING:
                 other.state = ESTABLISHED
@@ -416,19 +433,20 @@ class Switch:
 
     # -- leaving and ending ------------------------------------------------------------------
 
-    def _release_leg(self, call: Call, number: str) -> None:
+    def _release_leg(self, call: Call, number: str, cause: str) -> None:
         leg = call.legs[number]
         leg.final_others = tuple(call.others(number))
         leg.state = RELEASED
+        leg.release_cause = cause
 
-    def _leave(self, call: Call, number: str) -> list[tuple[str, Call, str]]:
+    def _leave(self, call: Call, number: str, cause: str = LEFT) -> list[Step]:
         """``number`` leaves the call; with fewer than two parties left the call ends for everyone."""
-        self._release_leg(call, number)
-        steps: list[tuple[str, Call, str]] = [(number, call, STATUS_CHANGE)]
+        self._release_leg(call, number, cause)
+        steps: list[Step] = [(number, call, STATUS_CHANGE)]
         remaining = call.live_legs()
         if len(remaining) < 2:
             for leg in remaining:
-                self._release_leg(call, leg.number)
+                self._release_leg(call, leg.number, ENDED)
                 steps.append((leg.number, call, STATUS_CHANGE))
             self._end(call)
         else:
@@ -439,7 +457,7 @@ class Switch:
         self._cancel_timers(call)
         self.calls.pop(call.id, None)
 
-    def _finish(self, steps: list[tuple[str, Call, str]]) -> None:
+    def _finish(self, steps: list[Step]) -> None:
         """Announce, then drop released legs of calls that go on, so views list only live parties."""
         self._announce(steps)
         for call in {id(c): c for _, c, _ in steps}.values():
@@ -456,8 +474,10 @@ class Switch:
     # -- agent operations on calls -------------------------------------------------------------
 
     def answer(self, agent: Agent, call: Call) -> None:
+        """Call waiting: an established call is held first, its Held before the new call's Established."""
         self._require(call.legs[agent.dn].state == RINGING, "Only a ringing call can be answered")
-        self._finish(self._answer_leg(call, agent.dn))
+        steps = self._hold_others(agent, call.id)
+        self._finish([*steps, *self._answer_leg(call, agent.dn)])
 
     def answer_party(self, number: str) -> int:
         """A remote party or a DN's phone answers every call ringing for it."""
@@ -489,9 +509,9 @@ class Switch:
         call.legs[agent.dn].state = ESTABLISHED
         self._finish([*steps, (agent.dn, call, STATUS_CHANGE)])
 
-    def _hold_others(self, agent: Agent, keep_id: str = "") -> list[tuple[str, Call, str]]:
+    def _hold_others(self, agent: Agent, keep_id: str = "") -> list[Step]:
         """An agent talks on one call at a time: retrieving or dialling holds the one that was active."""
-        steps: list[tuple[str, Call, str]] = []
+        steps: list[Step] = []
         for other in self.calls_of(agent):
             if other.id != keep_id and other.legs[agent.dn].state == ESTABLISHED:
                 other.legs[agent.dn].state = HELD
@@ -521,7 +541,7 @@ class Switch:
         self._require(is_dialable(destination), f"{destination!r} is not a number that can be dialled")
         self._require(destination != agent.dn, "An agent cannot consult its own DN")
         self._require(destination not in parent.legs, f"{destination} is already on this call")
-        steps: list[tuple[str, Call, str]] = []
+        steps: list[Step] = []
         if parent.legs[agent.dn].state == ESTABLISHED:
             parent.legs[agent.dn].state = HELD
             steps.append((agent.dn, parent, STATUS_CHANGE))
@@ -538,9 +558,11 @@ class Switch:
         self._finish(steps)
         return consult
 
-    def _pair(self, agent: Agent, call: Call) -> tuple[Call, Call]:
-        """(the held/original call, the consult or second call) for completing a transfer or conference."""
-        partner = self._partner(agent, call)
+    def _pair(self, agent: Agent, call: Call, other: Call | None = None) -> tuple[Call, Call]:
+        """(the held/original call, the consult or second call) for completing a transfer or conference.
+
+        ``other`` names the second call when the agent has more than one besides ``call``."""
+        partner = other if other is not None and other.id != call.id else self._partner(agent, call)
         self._require(partner is not None, "There is no other call to complete with")
         assert partner is not None
         if call.consult and call.consult.owner == agent.dn and call.consult.parent_id == partner.id:
@@ -550,18 +572,18 @@ class Switch:
         held_first = call.legs[agent.dn].state == HELD
         return (call, partner) if held_first else (partner, call)
 
-    def complete_transfer(self, agent: Agent, call: Call) -> None:
+    def complete_transfer(self, agent: Agent, call: Call, other: Call | None = None) -> None:
         """The original call's parties join the consult call; the agent leaves both (seed 002)."""
-        original, consult = self._pair(agent, call)
+        original, consult = self._pair(agent, call, other)
         movers = [leg for leg in original.live_legs() if leg.number != agent.dn]
-        self._release_leg(original, agent.dn)
-        self._release_leg(consult, agent.dn)
-        steps: list[tuple[str, Call, str]] = [
+        self._release_leg(original, agent.dn, MERGED)
+        self._release_leg(consult, agent.dn, LEFT)
+        steps: list[Step] = [
             (agent.dn, original, STATUS_CHANGE),
             (agent.dn, consult, STATUS_CHANGE),
         ]
         for leg in movers:
-            self._release_leg(original, leg.number)
+            self._release_leg(original, leg.number, MOVED)
             steps.append((leg.number, original, STATUS_CHANGE))
             consult.legs[leg.number] = Leg(leg.number, ESTABLISHED, time.monotonic(), muted=leg.muted)
         for key, value in original.user_data.items():
@@ -570,7 +592,7 @@ class Switch:
         if len(consult.live_legs()) < 2:
             steps += [(leg.number, consult, STATUS_CHANGE) for leg in consult.live_legs()]
             for leg in consult.live_legs():
-                self._release_leg(consult, leg.number)
+                self._release_leg(consult, leg.number, ENDED)
             self._end(consult)
         else:
             steps += [(leg.number, consult, PARTICIPANTS_UPDATED) for leg in consult.live_legs()]
@@ -579,23 +601,43 @@ class Switch:
     def complete_conference(self, agent: Agent, call: Call) -> None:
         """The consult call's parties join the original call, which is retrieved (seed 000)."""
         original, consult = self._pair(agent, call)
-        movers = [leg for leg in consult.live_legs() if leg.number != agent.dn]
-        self._release_leg(consult, agent.dn)
-        steps: list[tuple[str, Call, str]] = [(agent.dn, consult, STATUS_CHANGE)]
+        released, joined = self._fold(agent, consult, original)
+        self._finish([*released, *joined])
+
+    def join_calls(self, agent: Agent, held: Call, active: Call) -> None:
+        """Three-party from any two of the agent's calls, consult-linked or not: the held call's parties
+        join the active call, which goes on as the conference. The agent hears the conference form
+        before its held call goes away, so the joined call's update comes first."""
+        self._require(held.id != active.id, "A call cannot be joined with itself")
+        self._require(held.legs[agent.dn].state == HELD, "Only a held call can be joined to the active one")
+        self._require(active.legs[agent.dn].state == ESTABLISHED, "There is no established call to join")
+        for key, value in held.user_data.items():
+            active.user_data.setdefault(key, value)
+        # The held call goes away: a consult made from it (the active call, say) is a consult no more.
+        for call in self.calls.values():
+            if call.consult and call.consult.parent_id == held.id:
+                call.consult = None
+        released, joined = self._fold(agent, held, active)
+        self._finish([*joined, *released])
+
+    def _fold(self, agent: Agent, source: Call, target: Call) -> tuple[list[Step], list[Step]]:
+        """Move the parties of ``source`` into ``target`` and end ``source``; the agent's leg on
+        ``target`` is active again. Returns the releases on ``source`` and the updates on ``target``."""
+        movers = [leg for leg in source.live_legs() if leg.number != agent.dn]
+        self._release_leg(source, agent.dn, MERGED)
+        released: list[Step] = [(agent.dn, source, STATUS_CHANGE)]
         for leg in movers:
-            self._release_leg(consult, leg.number)
-            steps.append((leg.number, consult, STATUS_CHANGE))
+            self._release_leg(source, leg.number, MOVED)
+            released.append((leg.number, source, STATUS_CHANGE))
             state = RINGING if leg.state == RINGING else ESTABLISHED
-            original.legs[leg.number] = Leg(leg.number, state, time.monotonic(), muted=leg.muted)
-        self._end(consult)
-        original.legs[agent.dn].state = ESTABLISHED
-        steps.append((agent.dn, original, PARTICIPANTS_UPDATED))
-        steps += [
-            (leg.number, original, PARTICIPANTS_UPDATED)
-            for leg in original.live_legs()
-            if leg.number != agent.dn
+            target.legs[leg.number] = Leg(leg.number, state, time.monotonic(), muted=leg.muted)
+        self._end(source)
+        target.legs[agent.dn].state = ESTABLISHED
+        joined: list[Step] = [(agent.dn, target, PARTICIPANTS_UPDATED)]
+        joined += [
+            (leg.number, target, PARTICIPANTS_UPDATED) for leg in target.live_legs() if leg.number != agent.dn
         ]
-        self._finish(steps)
+        return released, joined
 
     def single_step_transfer(
         self, agent: Agent, call: Call, destination: str, user_data: dict[str, Any]
@@ -603,8 +645,8 @@ class Switch:
         self._require(is_dialable(destination), f"{destination!r} is not a number that can be dialled")
         self._require(destination not in call.legs, f"{destination} is already on this call")
         call.user_data.update(user_data)
-        self._release_leg(call, agent.dn)
-        steps: list[tuple[str, Call, str]] = [(agent.dn, call, STATUS_CHANGE)]
+        self._release_leg(call, agent.dn, LEFT)
+        steps: list[Step] = [(agent.dn, call, STATUS_CHANGE)]
         steps += [(leg.number, call, PARTICIPANTS_UPDATED) for leg in call.live_legs()]
         steps += self._ring(call, destination)
         self._finish(steps)
@@ -650,7 +692,7 @@ class Switch:
         leg = call.legs.get(number)
         self._require(leg is not None and leg.state in LIVE_STATES, f"{number} is not on this call")
         self._require(len(call.live_legs()) > 2, "The call is not a conference")
-        self._finish(self._leave(call, number))
+        self._finish(self._leave(call, number, REMOVED))
 
     def set_mute(self, agent: Agent, call: Call, muted: bool) -> None:
         call.legs[agent.dn].muted = muted

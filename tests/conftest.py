@@ -1,21 +1,29 @@
-"""Fixtures shared by every test: the browser, the simulator over loopback, Redis and PostgreSQL."""
+"""Fixtures shared by every test: the browser, the simulator over loopback, voice servers and agents on
+it, the session worker on the test's loop, Redis and PostgreSQL; and a cache and channel layer of each
+test's own. The helpers they are built on are in ``tests/desk.py`` and ``tests/servers.py``."""
 
 from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.servers import free_port, serving
+
+# The fixtures below import the desk's code when they run, not here: the simulator's own tests see this
+# file too, and must not depend on calls/ or desktop/ even to be collected.
+if TYPE_CHECKING:
+    from calls.models import AgentLogin, VoiceServer
+    from tests.desk import RunningWorker
+
 CHROMIUM = "/usr/bin/chromium"
 SIMULATOR_START_TIMEOUT_S = 20.0
 
@@ -55,12 +63,6 @@ def _fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def simulator_url() -> Iterator[str]:
     """A standalone `voicesim` on a free loopback port, for the whole session."""
@@ -68,40 +70,8 @@ def simulator_url() -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "manage.py", "voicesim", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--answer-delay-ms", "0"]
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            _wait_for_simulator(url, process, log)
-            yield url
-        finally:
-            stop_process(process)
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """Terminate a server the tests started; kill it if it does not stop within 10 s."""
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def _wait_for_simulator(url: str, process: subprocess.Popen[bytes], log: Any) -> None:
-    deadline = time.monotonic() + SIMULATOR_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        try:
-            if httpx.get(f"{url}/control/state", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    log.seek(0)
-    output = log.read().decode(errors="replace")
-    state = f"exited with {process.returncode}" if process.poll() is not None else "did not answer"
-    pytest.fail(f"voicesim {state} within {SIMULATOR_START_TIMEOUT_S:.0f} s:\n{output}")
+    with serving("voicesim", command, f"{url}/control/state", timeout=SIMULATOR_START_TIMEOUT_S):
+        yield url
 
 
 @pytest.fixture
@@ -164,3 +134,70 @@ def _own_cache(settings: Any) -> None:
             "LOCATION": f"test-{time.monotonic_ns()}",
         }
     }
+
+
+@pytest.fixture
+def quick_backoff(settings: Any) -> None:
+    """A session that lost its Voice API retries within a second, not the production 30 s."""
+    settings.VOICE_SESSION_MAX_BACKOFF_SECONDS = 1
+
+
+@pytest.fixture
+def server(simulator: str) -> VoiceServer:
+    """A voice server speaking Genesys, on the session's simulator."""
+    from calls.models import VoiceServer
+
+    return VoiceServer.objects.create(name="Simulator", base_url=f"{simulator}/genesys")
+
+
+@pytest.fixture
+def huawei_server(simulator: str) -> VoiceServer:
+    """A voice server speaking Huawei, on the session's simulator."""
+    from calls.models import VoiceServer
+
+    return VoiceServer.objects.create(
+        name="Huawei simulator", dialect="huawei", base_url=f"{simulator}/huawei"
+    )
+
+
+@pytest.fixture
+def agent1(server: VoiceServer) -> AgentLogin:
+    from tests.desk import make_login
+
+    return make_login(server, "agent1")
+
+
+@pytest.fixture
+def agent2(server: VoiceServer) -> AgentLogin:
+    from tests.desk import make_login
+
+    return make_login(server, "agent2")
+
+
+@pytest.fixture
+def agent101(huawei_server: VoiceServer) -> AgentLogin:
+    from tests.desk import make_login
+
+    return make_login(huawei_server, "agent101", username="101", password="agent101")
+
+
+@pytest.fixture
+def agent102(huawei_server: VoiceServer) -> AgentLogin:
+    from tests.desk import make_login
+
+    return make_login(huawei_server, "agent102", username="102", password="agent102")
+
+
+@pytest.fixture
+async def worker(quick_backoff: None) -> AsyncIterator[RunningWorker]:
+    """The session worker on this test's loop, stopped (drained) at the end if the test did not."""
+    from tests.desk import RunningWorker
+
+    running = RunningWorker()
+    await running.start()
+    yield running
+    if running.communicator is not None:
+        await running.stop()
+    # The worker's database work runs on asgiref's one thread-sensitive thread: wait for what is still
+    # queued there and close that thread's connection, so the next test starts with a free thread.
+    await sync_to_async(connections.close_all)()

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import httpx
@@ -26,7 +25,8 @@ import pytest
 import redis
 from psycopg import sql
 
-from tests.conftest import free_port
+from tests.desk import card, control
+from tests.servers import free_port
 
 pytestmark = pytest.mark.multiprocess
 
@@ -221,10 +221,6 @@ class DeskSocket:
         )
 
 
-def card(call_id: str, state: str) -> str:
-    return rf'<article id="call-{call_id}"[^>]*data-state="{state}"'
-
-
 def deleted(call_id: str) -> str:
     return rf'<div id="call-{call_id}" hx-swap-oob="delete">'
 
@@ -244,13 +240,6 @@ async def post(http: aiohttp.ClientSession, path: str, **data: str) -> None:
     csrf = next(cookie.value for cookie in http.cookie_jar if cookie.key == "csrftoken")
     async with http.post(path, data=data, headers={"X-CSRFToken": csrf}) as response:
         assert response.status == 204, f"{path} {data}: {response.status} {await response.text()}"
-
-
-async def control(simulator: str, method: str, path: str, body: Any) -> Any:
-    async with httpx.AsyncClient(base_url=simulator, timeout=PUSH_TIMEOUT_S) as http:
-        response = await http.request(method, path, json=body)
-    assert response.status_code < 300, response.text
-    return response.json()
 
 
 async def test_seed_002_runs_end_to_end_across_daphne_a_worker_postgresql_and_redis(stack: Stack) -> None:

@@ -26,7 +26,7 @@ from desktop.asgi import PrefixMount, build_http_app, django_asgi_app
 from desktop.management.commands.rundesk import Command as RundeskCommand
 from desktop.management.commands.rundesk import start_session_workers
 from desktop.settings import channel_layers_from_env, databases_from_env, env_bool
-from tests.conftest import free_port
+from tests.servers import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -251,8 +251,9 @@ def test_voicesim_takes_prefix_no_control_and_answer_delay() -> None:
 def test_demo_agents_get_their_names_as_passwords(capsys: Any) -> None:
     logins = create_demo_agent_logins(sys.stdout)
 
-    assert logins == [("agent1", "agent1"), ("agent2", "agent2"), ("agent4", "agent4")]
+    assert logins == [(name, name) for name in ("agent1", "agent2", "agent4", "agent101", "agent102")]
     assert Client().login(username="agent2", password="agent2")
+    assert Client().login(username="agent101", password="agent101")
 
 
 @pytest.mark.django_db
@@ -326,12 +327,7 @@ def test_rundesk_serves_the_embedded_desk_on_a_fresh_database(tmp_path: Path) ->
         assert "demo login: agent4 / agent4" in output
         assert "admin login: admin / " in output
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 # README
@@ -348,3 +344,55 @@ def test_the_readme_quick_start_is_exactly_two_commands() -> None:
         "python3 -m venv .venv && .venv/bin/pip install -q -e . && .venv/bin/python manage.py rundesk",
         "bash scripts/test",
     ]
+
+
+# The libraries that speak to a Voice API and the modules that wrap them; the registry
+# (``calls.vendors`` itself) is what everyone else may use.
+VENDOR_ONLY = (
+    "httpx",
+    "aiocometd_noloop",
+    "calls.vendors.genesys",
+    "calls.vendors.huawei",
+    "calls.vendors.cometd",
+    "calls.vendors.http",
+)
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                package = ".".join(path.relative_to(ROOT).with_suffix("").parts[: -node.level])
+                module = f"{package}.{module}" if module else package
+            names |= {module, *(f"{module}.{alias.name}" for alias in node.names)}
+    return names
+
+
+def test_only_the_vendor_modules_import_httpx_aiocometd_or_a_vendor_module() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            name for name in _imports(path) if any(name == v or name.startswith(v + ".") for v in VENDOR_ONLY)
+        )
+        for package in ("calls", "desktop")
+        for path in (ROOT / package).rglob("*.py")
+        if "vendors" not in path.parts and "migrations" not in path.parts
+    }
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_each_vendor_module_is_one_backend_behind_the_registry() -> None:
+    from calls.vendors import BACKENDS
+    from calls.voice import VoiceBackend
+
+    assert sorted(BACKENDS) == ["genesys", "huawei"]
+    assert all(issubclass(backend, VoiceBackend) for backend in BACKENDS.values())
+    assert {backend.__module__ for backend in BACKENDS.values()} == {
+        "calls.vendors.genesys",
+        "calls.vendors.huawei",
+    }

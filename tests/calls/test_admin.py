@@ -17,15 +17,17 @@ SECRET = "s3cret-Voice-pw"
 
 
 @pytest.fixture
-def server() -> VoiceServer:
+def site_a() -> VoiceServer:
+    """A voice server at an address no test reaches: admin pages that do not call the Voice API need no
+    simulator (a test that does points it at the simulator)."""
     return VoiceServer.objects.create(name="Site A", base_url="http://gws.example.test")
 
 
 @pytest.fixture
-def login(server: VoiceServer) -> AgentLogin:
+def login(site_a: VoiceServer) -> AgentLogin:
     user = get_user_model().objects.create_user("alice", password="alice-desk")
     return AgentLogin.objects.create(
-        user=user, server=server, username="agent1", password=SECRET, dn="5005", place="place_5005"
+        user=user, server=site_a, username="agent1", password=SECRET, dn="5005", place="place_5005"
     )
 
 
@@ -106,7 +108,7 @@ def test_the_change_form_never_renders_the_password(admin_client: Client, login:
 
 @pytest.mark.django_db
 def test_the_add_form_asks_for_a_password_and_does_not_echo_it_on_error(
-    admin_client: Client, server: VoiceServer
+    admin_client: Client, site_a: VoiceServer
 ) -> None:
     user = get_user_model().objects.create_user("bob")
 
@@ -115,7 +117,7 @@ def test_the_add_form_asks_for_a_password_and_does_not_echo_it_on_error(
         "/admin/calls/agentlogin/add/",
         {
             "user": user.pk,
-            "server": server.pk,
+            "server": site_a.pk,
             "username": "",
             "password": SECRET,
             "dn": "5001",
@@ -129,12 +131,12 @@ def test_the_add_form_asks_for_a_password_and_does_not_echo_it_on_error(
 
 
 @pytest.mark.django_db
-def test_a_new_login_needs_a_password(admin_client: Client, server: VoiceServer) -> None:
+def test_a_new_login_needs_a_password(admin_client: Client, site_a: VoiceServer) -> None:
     user = get_user_model().objects.create_user("bob")
 
     response = admin_client.post(
         "/admin/calls/agentlogin/add/",
-        {"user": user.pk, "server": server.pk, "username": "agent2", "password": "", "enabled": "on"},
+        {"user": user.pk, "server": site_a.pk, "username": "agent2", "password": "", "enabled": "on"},
     )
 
     assert response.status_code == 200
@@ -143,12 +145,12 @@ def test_a_new_login_needs_a_password(admin_client: Client, server: VoiceServer)
 
 
 @pytest.mark.django_db
-def test_a_new_login_keeps_the_password_it_was_given(admin_client: Client, server: VoiceServer) -> None:
+def test_a_new_login_keeps_the_password_it_was_given(admin_client: Client, site_a: VoiceServer) -> None:
     user = get_user_model().objects.create_user("bob")
 
     response = admin_client.post(
         "/admin/calls/agentlogin/add/",
-        {"user": user.pk, "server": server.pk, "username": "agent2", "password": "agent2", "enabled": "on"},
+        {"user": user.pk, "server": site_a.pk, "username": "agent2", "password": "agent2", "enabled": "on"},
     )
 
     assert response.status_code == 302
@@ -232,13 +234,13 @@ def test_check_connection_reports_the_servers_refusal_of_a_wrong_password(
 
 @pytest.mark.django_db
 def test_check_connection_reports_each_login_on_its_own(
-    admin_client: Client, login: AgentLogin, server: VoiceServer, simulator: str
+    admin_client: Client, login: AgentLogin, site_a: VoiceServer, simulator: str
 ) -> None:
-    VoiceServer.objects.filter(pk=server.pk).update(base_url=f"{simulator}/genesys")
+    VoiceServer.objects.filter(pk=site_a.pk).update(base_url=f"{simulator}/genesys")
     login.password = "agent1"
     login.save()
     other = get_user_model().objects.create_user("carol")
-    second = AgentLogin.objects.create(user=other, server=server, username="agent4", password="agent4")
+    second = AgentLogin.objects.create(user=other, server=site_a, username="agent4", password="agent4")
 
     reported = action(admin_client, "/admin/calls/agentlogin/", "check_connection", [login.pk, second.pk])
 
@@ -260,14 +262,14 @@ def test_check_connection_reports_an_unreachable_server(admin_client: Client, lo
 
 @pytest.mark.django_db
 def test_the_server_check_logs_in_with_its_first_agent_login(
-    admin_client: Client, login: AgentLogin, server: VoiceServer, simulator: str
+    admin_client: Client, login: AgentLogin, site_a: VoiceServer, simulator: str
 ) -> None:
-    VoiceServer.objects.filter(pk=server.pk).update(base_url=f"{simulator}/genesys")
+    VoiceServer.objects.filter(pk=site_a.pk).update(base_url=f"{simulator}/genesys")
     login.password = "agent1"
     login.save()
     empty = VoiceServer.objects.create(name="Site B", base_url="http://gws-b.example.test")
 
-    reported = action(admin_client, "/admin/calls/voiceserver/", "check_first_login", [server.pk, empty.pk])
+    reported = action(admin_client, "/admin/calls/voiceserver/", "check_first_login", [site_a.pk, empty.pk])
 
     assert ("success", "agent1: connected, DN 5005") in reported
     assert ("warning", "Site B: no agent login to check with") in reported

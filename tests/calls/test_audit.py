@@ -4,46 +4,18 @@ once and never changed, holding no secret."""
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import channel_layers
 from django.contrib.auth import get_user_model
 from django.test import Client
 
 from calls import actions
 from calls.models import AgentLogin, AuditEntry, AuditEntryImmutable, LiveCall, VoiceServer
-from tests.calls.test_sessions import RunningWorker, card, control, make_login, ready_desk
+from tests.desk import RunningWorker, answered_call, control, ready_desk
 
 User = get_user_model()
-
-
-@pytest.fixture(autouse=True)
-def clean_cache(settings: Any) -> None:
-    """Rate-limit counters live in the cache, which outlives a test: each test gets its own, in memory."""
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": uuid.uuid4().hex}
-    }
-
-
-@pytest.fixture
-def agent1(simulator: str, settings: Any) -> AgentLogin:
-    settings.VOICE_SESSION_MAX_BACKOFF_SECONDS = 1
-    channel_layers.backends.pop("default", None)  # a new in-memory layer, on this test's loop
-    server = VoiceServer.objects.create(name="Simulator", base_url=f"{simulator}/genesys")
-    return make_login(server, "agent1")
-
-
-@pytest.fixture
-async def worker(agent1: AgentLogin) -> AsyncIterator[RunningWorker]:
-    running = RunningWorker()
-    await running.start()
-    yield running
-    if running.communicator is not None:
-        await running.stop()
 
 
 @sync_to_async
@@ -58,10 +30,7 @@ async def test_seed_002_writes_one_ok_row_per_action_in_order_and_a_refused_row_
 ) -> None:
     await control(simulator, "PUT", "/control/settings", {"answer_delay_ms": None})
     desk = await ready_desk(agent1)  # the contact-center Login
-    call_id = (await control(simulator, "POST", "/control/calls", {"from": "5000", "to": "5005"}))["id"]
-    await desk.until(card(call_id, "Ringing"))
-    await actions.call_operation(agent1.user, call_id, "Answer", {})
-    await desk.until(card(call_id, "Established"))
+    call_id = await answered_call(simulator, desk)
     await actions.call_operation(agent1.user, call_id, "InitiateTransfer", {"destination": "5001"})
     consult = await desk.until(r'data-call-type="Consult"')
     consult_id = re.search(r'id="call-([^"]+)" class', consult).group(1)
@@ -86,10 +55,7 @@ async def test_a_voice_api_refusal_is_recorded_with_the_voice_apis_message(
     simulator: str, agent1: AgentLogin, worker: RunningWorker
 ) -> None:
     desk = await ready_desk(agent1)
-    call_id = (await control(simulator, "POST", "/control/calls", {"from": "5000", "to": "5005"}))["id"]
-    await desk.until(card(call_id, "Ringing"))
-    await actions.call_operation(agent1.user, call_id, "Answer", {})
-    await desk.until(card(call_id, "Established"))
+    call_id = await answered_call(simulator, desk)
 
     with pytest.raises(actions.ActionRefused) as refused:
         await actions.call_operation(agent1.user, call_id, "InitiateTransfer", {"destination": "5005"})

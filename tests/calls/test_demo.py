@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from calls.demo import create_demo_agent_logins, point_embedded_server
 from calls.models import AgentLogin, VoiceServer
 from desktop.management.commands.rundesk import bring_sessions_back, embedded_simulator_url
-from tests.conftest import free_port
+from tests.servers import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,17 +29,22 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_each_demo_agent_gets_a_login_on_the_embedded_simulator() -> None:
     create_demo_agent_logins(io.StringIO())
 
-    server = VoiceServer.objects.get(embedded=True)
+    genesys = VoiceServer.objects.get(embedded=True, dialect="genesys")
+    huawei = VoiceServer.objects.get(embedded=True, dialect="huawei")
     logins = {login.user.username: login for login in AgentLogin.objects.select_related("user", "server")}
-    assert (server.name, server.dialect) == ("Embedded simulator", VoiceServer.GENESYS)
-    assert sorted(logins) == ["agent1", "agent2", "agent4"]
-    assert {name: (login.dn, login.place) for name, login in logins.items()} == {
-        "agent1": ("5005", "place_5005"),
-        "agent2": ("5001", "place_5001"),
-        "agent4": ("15000", "place_15000"),
+    assert genesys.name == "Embedded simulator"
+    assert huawei.name == "Embedded simulator (Huawei)"
+    assert sorted(logins) == ["agent1", "agent101", "agent102", "agent2", "agent4"]
+    assert {
+        name: (login.server, login.username, login.dn, login.place) for name, login in logins.items()
+    } == {
+        "agent1": (genesys, "agent1", "5005", "place_5005"),
+        "agent2": (genesys, "agent2", "5001", "place_5001"),
+        "agent4": (genesys, "agent4", "15000", "place_15000"),
+        "agent101": (huawei, "101", "6101", "place_6101"),
+        "agent102": (huawei, "102", "6102", "place_6102"),
     }
-    assert all(login.server == server for login in logins.values())
-    assert all(login.username == login.password == name for name, login in logins.items())
+    assert all(login.password == name for name, login in logins.items())
 
 
 @pytest.mark.django_db
@@ -50,12 +55,14 @@ def test_creating_the_demo_twice_changes_nothing() -> None:
 
     logins = create_demo_agent_logins(again)
 
-    assert logins == [("agent1", "agent1"), ("agent2", "agent2"), ("agent4", "agent4")]
+    assert [name for name, _ in logins] == ["agent1", "agent2", "agent4", "agent101", "agent102"]
+    assert all(name == password for name, password in logins)
     assert "Created agent login agent1 (DN 5005) on Embedded simulator" in first.getvalue()
+    assert "Created agent login 101 (DN 6101) on Embedded simulator (Huawei)" in first.getvalue()
     assert again.getvalue() == ""
-    assert VoiceServer.objects.count() == 1
-    assert AgentLogin.objects.count() == 3
-    assert get_user_model().objects.count() == 3
+    assert VoiceServer.objects.count() == 2
+    assert AgentLogin.objects.count() == 5
+    assert get_user_model().objects.count() == 5
 
 
 @pytest.mark.django_db
@@ -73,20 +80,23 @@ def test_the_demo_keeps_what_an_operator_changed() -> None:
 
 
 @pytest.mark.django_db
-def test_pointing_the_embedded_server_changes_its_url_only() -> None:
+def test_pointing_the_embedded_servers_changes_their_urls_only() -> None:
     create_demo_agent_logins(io.StringIO())
     other = VoiceServer.objects.create(name="Site A", base_url="http://gws.example.test")
 
-    point_embedded_server("http://127.0.0.1:8123/sim/genesys")
+    point_embedded_server("http://127.0.0.1:8123/sim")
 
-    assert VoiceServer.objects.get(embedded=True).base_url == "http://127.0.0.1:8123/sim/genesys"
+    assert dict(VoiceServer.objects.filter(embedded=True).values_list("dialect", "base_url")) == {
+        "genesys": "http://127.0.0.1:8123/sim/genesys",
+        "huawei": "http://127.0.0.1:8123/sim/huawei",
+    }
     other.refresh_from_db()
     assert other.base_url == "http://gws.example.test"
 
 
 @pytest.mark.django_db
 def test_pointing_without_an_embedded_server_does_nothing() -> None:
-    point_embedded_server("http://127.0.0.1:8123/sim/genesys")
+    point_embedded_server("http://127.0.0.1:8123/sim")
 
     assert not VoiceServer.objects.exists()
 
@@ -94,11 +104,11 @@ def test_pointing_without_an_embedded_server_does_nothing() -> None:
 @pytest.mark.parametrize(
     ("host", "url"),
     [
-        ("127.0.0.1", "http://127.0.0.1:8000/sim/genesys"),
-        ("0.0.0.0", "http://127.0.0.1:8000/sim/genesys"),
-        ("::", "http://[::1]:8000/sim/genesys"),
-        ("::1", "http://[::1]:8000/sim/genesys"),
-        ("desk.example.test", "http://desk.example.test:8000/sim/genesys"),
+        ("127.0.0.1", "http://127.0.0.1:8000/sim"),
+        ("0.0.0.0", "http://127.0.0.1:8000/sim"),
+        ("::", "http://[::1]:8000/sim"),
+        ("::1", "http://[::1]:8000/sim"),
+        ("desk.example.test", "http://desk.example.test:8000/sim"),
     ],
 )
 def test_rundesk_points_the_embedded_server_at_an_address_it_can_connect_to(host: str, url: str) -> None:
@@ -111,12 +121,15 @@ def test_once_listening_rundesk_points_the_embedded_server_then_asks_for_a_recon
     layer = InMemoryChannelLayer()
 
     async def listening() -> dict[str, str]:
-        await bring_sessions_back("http://127.0.0.1:8123/sim/genesys", layer)
+        await bring_sessions_back("http://127.0.0.1:8123/sim", layer)
         return await asyncio.wait_for(layer.receive("voice-sessions"), timeout=1)
 
     # async_to_sync runs the ORM part back in this thread, where the test database is.
     assert async_to_sync(listening)() == {"type": "session.reconcile"}
-    assert VoiceServer.objects.get(embedded=True).base_url == "http://127.0.0.1:8123/sim/genesys"
+    assert (
+        VoiceServer.objects.get(embedded=True, dialect="genesys").base_url
+        == "http://127.0.0.1:8123/sim/genesys"
+    )
 
 
 @pytest.mark.multiprocess
@@ -159,9 +172,4 @@ def test_a_restarted_rundesk_brings_back_the_sessions_that_should_run(tmp_path: 
             time.sleep(0.2)
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

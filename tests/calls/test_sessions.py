@@ -9,179 +9,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
-from typing import Any
 
-import httpx
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
-from channels.testing import ApplicationCommunicator, WebsocketCommunicator
-from django.contrib.auth import get_user_model
-from django.db import connections
 
 from calls import actions
-from calls.models import AgentLogin, CallRecord, LiveCall, VoiceServer
-from calls.worker import CHANNEL, AgentSession, VoiceSessionsConsumer
-from desktop.consumers import DesktopConsumer
+from calls.backends import backend_for
+from calls.models import AgentLogin
+from calls.worker import AgentSession
+from tests.desk import (
+    Desk,
+    RunningWorker,
+    answered_call,
+    card,
+    control,
+    live_calls,
+    ready_desk,
+    records,
+    server_calls,
+)
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-
-DNS = {"agent1": "5005", "agent2": "5001", "agent4": "15000"}
-
-
-@pytest.fixture(autouse=True)
-def quick_backoff(settings: Any) -> None:
-    settings.VOICE_SESSION_MAX_BACKOFF_SECONDS = 1
-
-
-@pytest.fixture
-def server(simulator: str) -> VoiceServer:
-    return VoiceServer.objects.create(name="Simulator", base_url=f"{simulator}/genesys")
-
-
-def make_login(server: VoiceServer, name: str) -> AgentLogin:
-    user = get_user_model().objects.create_user(name, password=name)
-    return AgentLogin.objects.create(user=user, server=server, username=name, password=name, dn=DNS[name])
-
-
-@pytest.fixture
-def agent1(server: VoiceServer) -> AgentLogin:
-    return make_login(server, "agent1")
-
-
-@pytest.fixture
-def agent2(server: VoiceServer) -> AgentLogin:
-    return make_login(server, "agent2")
-
-
-class RunningWorker:
-    """The voice-sessions worker as ``runworker`` runs it, on this test's event loop: one consumer
-    instance fed from the layer's ``voice-sessions`` channel, started with a reconcile."""
-
-    def __init__(self) -> None:
-        self.communicator: ApplicationCommunicator | None = None
-        self.pump: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        layer = get_channel_layer()
-        self.communicator = ApplicationCommunicator(
-            VoiceSessionsConsumer.as_asgi(), {"type": "channel", "channel": CHANNEL}
-        )
-        await self.communicator.send_input({"type": "session.reconcile"})
-        self.pump = asyncio.create_task(self._forward(layer))
-
-    async def _forward(self, layer: Any) -> None:
-        while True:
-            message = await layer.receive(CHANNEL)
-            assert self.communicator is not None
-            await self.communicator.send_input(message)
-
-    async def stop(self) -> None:
-        """What SIGTERM does: the consumer drains its sessions and hands their leases back."""
-        assert self.communicator is not None and self.pump is not None
-        self.pump.cancel()
-        self.communicator.future.cancel()
-        await asyncio.gather(self.pump, self.communicator.future, return_exceptions=True)
-        self.communicator = None
-
-
-@pytest.fixture
-async def worker() -> AsyncIterator[RunningWorker]:
-    running = RunningWorker()
-    await running.start()
-    yield running
-    if running.communicator is not None:
-        await running.stop()
-    # The worker's database work runs on asgiref's one thread-sensitive thread: wait for what is still
-    # queued there and close that thread's connection, so the next test starts with a free thread.
-    await sync_to_async(connections.close_all)()
-
-
-class Desk:
-    """One desktop tab: a WebSocket of the desk, with what it has been sent."""
-
-    def __init__(self, login: AgentLogin) -> None:
-        self.login = login
-        self.user = login.user
-        self.socket = WebsocketCommunicator(DesktopConsumer.as_asgi(), "/ws/desktop/")
-        self.socket.scope["user"] = login.user
-        self.received: list[str] = []
-
-    async def open(self) -> str:
-        connected, _ = await self.socket.connect()
-        assert connected
-        snapshot = await self.socket.receive_from(timeout=5)
-        self.received.append(snapshot)
-        return snapshot
-
-    async def until(self, pattern: str, wait: float = 10) -> str:
-        """The next push matching ``pattern`` (a regular expression), skipping the others."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise AssertionError(f"no push matched {pattern!r}; got {self.received[-5:]}")
-            try:
-                html = await self.socket.receive_from(timeout=remaining)
-            except TimeoutError:
-                raise AssertionError(f"no push matched {pattern!r}; got {self.received[-5:]}") from None
-            self.received.append(html)
-            if re.search(pattern, html, re.S):
-                return html
-
-    async def close(self) -> None:
-        await self.socket.disconnect()
-
-
-async def control(simulator: str, method: str, path: str, body: Any = None) -> Any:
-    async with httpx.AsyncClient(base_url=simulator, timeout=10) as http:
-        response = await http.request(method, path, json=body)
-    assert response.status_code < 300, response.text
-    return response.json()
-
-
-async def ready_desk(login: AgentLogin) -> Desk:
-    desk = Desk(login)
-    await desk.open()
-    await desk.until(r'id="connection"[^>]*data-status="connected"')
-    await actions.agent_operation(login.user, "Login")
-    await desk.until(r'id="agent-state"[^>]*data-state="NotReady"')
-    return desk
-
-
-@sync_to_async
-def live_calls(login: AgentLogin) -> dict[str, tuple[str, str]]:
-    return {c.call_id: (c.state, c.parent_call_id) for c in LiveCall.objects.filter(login=login)}
-
-
-@sync_to_async
-def records(login: AgentLogin) -> list[CallRecord]:
-    return list(CallRecord.objects.filter(login=login).order_by("started_at", "id"))
-
-
-async def server_calls(simulator: str, login: str) -> dict[str, tuple[str, str]]:
-    async with httpx.AsyncClient(base_url=f"{simulator}/genesys/api/v2", auth=(login, login)) as http:
-        calls = (await http.get("/me/calls", params={"fields": "*"})).json()["calls"]
-    return {
-        c["id"]: (c["state"], c.get("parentCallUri", "").rsplit("/", 1)[-1] if c.get("parentCallUri") else "")
-        for c in calls
-    }
-
-
-async def answered_call(simulator: str, desk: Desk, origin: str = "5000") -> str:
-    """A call from ``origin`` rings the desk's agent, who answers it; returns its id."""
-    placed = await control(simulator, "POST", "/control/calls", {"from": origin, "to": desk.login.dn})
-    call_id = placed["id"]
-    await desk.until(card(call_id, "Ringing"))
-    await actions.call_operation(desk.user, call_id, "Answer", {})
-    await desk.until(card(call_id, "Established"))
-    return call_id
-
-
-def card(call_id: str, state: str) -> str:
-    return rf'<article id="call-{call_id}"[^>]*data-state="{state}"'
 
 
 async def test_seed_002_pushes_every_step_and_saves_state_and_history(
@@ -328,7 +176,8 @@ async def test_a_malformed_notification_is_logged_and_skipped(
     simulator: str, agent1: AgentLogin, caplog: pytest.LogCaptureFixture
 ) -> None:
     session = AgentSession(agent1)
-    caplog.set_level(logging.WARNING, logger="switchboard.worker")
+    backend = backend_for(agent1)
+    caplog.set_level(logging.WARNING, logger="switchboard.genesys")
     bad = [
         {"messageType": "CallStateChangeMessage", "call": {"id": "X1", "state": "Exploded"}},
         {"messageType": "CallStateChangeMessage", "call": "not an object"},
@@ -338,16 +187,18 @@ async def test_a_malformed_notification_is_logged_and_skipped(
         },
         "just a string",
     ]
-    for data in bad:
-        await session.apply("/v2/me/calls", data)
+    assert [backend.event_of("/v2/me/calls", data) for data in bad] == [None] * len(bad)
     assert len([r for r in caplog.records if "malformed" in r.getMessage()]) == len(bad)
     good = {
         "messageType": "CallStateChangeMessage",
         "notificationType": "StatusChange",
         "call": {"id": "X3", "state": "Ringing", "capabilities": ["Answer"], "participants": []},
     }
-    await session.apply("/v2/me/calls", good)
+    event = backend.event_of("/v2/me/calls", good)
+    assert event is not None
+    await session.apply(event)
     assert await live_calls(agent1) == {"X3": ("Ringing", "")}
+    await backend.aclose()
 
 
 async def test_deactivating_the_user_stops_the_session_and_says_so(

@@ -6,22 +6,18 @@ simulator's control API plays the outside world (callers, colleagues' phones).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.conftest import stop_process
+from tests.servers import ROOT, free_port, serving
 
-ROOT = Path(__file__).resolve().parents[2]
 DESK_START_TIMEOUT_S = 30.0
 # Pushes cross the simulator, the session worker and the WebSocket: allow for a slow machine.
 expect.set_options(timeout=10_000)
@@ -35,12 +31,6 @@ NotReadyReason.objects.get_or_create(code="OLD", defaults={"label": "Retired rea
 """
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def desk_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`manage.py rundesk` on the embedded default, on a fresh SQLite database, for the session."""
@@ -52,33 +42,14 @@ def desk_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "SIMULATOR_ENABLED": "1",
     }
     env.pop("REDIS_URL", None)  # one process: the in-memory layer and the in-process worker
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "manage.py", "rundesk", "--host", "127.0.0.1", "--port", str(port)]
-    with open(directory / "desk.log", "w+b") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            _wait_for_desk(url, process, log)
-            shell = [sys.executable, "manage.py", "shell", "-c", NOT_READY_REASONS]
-            subprocess.run(shell, cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
-            yield url
-        finally:
-            stop_process(process)
-
-
-def _wait_for_desk(url: str, process: subprocess.Popen[bytes], log: Any) -> None:
-    deadline = time.monotonic() + DESK_START_TIMEOUT_S
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    log.seek(0)
-    output = log.read().decode(errors="replace")
-    state = f"exited with {process.returncode}" if process.poll() is not None else "did not answer"
-    pytest.fail(f"rundesk {state} within {DESK_START_TIMEOUT_S:.0f} s:\n{output}")
+    log = directory / "desk.log"
+    with serving("rundesk", command, f"{url}/healthz", timeout=DESK_START_TIMEOUT_S, env=env, log=log):
+        shell = [sys.executable, "manage.py", "shell", "-c", NOT_READY_REASONS]
+        subprocess.run(shell, cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
+        yield url
 
 
 @dataclass

@@ -11,9 +11,7 @@ from django.test import Client
 
 from calls.models import AgentLogin, AuditEntry, LiveCall
 from desktop.asgi import application
-from tests.calls.test_sessions import RunningWorker, card, control, ready_desk, server_calls
-
-from .conftest import desk_client, switch_calls
+from tests.desk import RunningWorker, card, control, desk_client, ready_desk, server_calls, switch_calls
 
 
 @pytest.mark.asyncio
@@ -65,7 +63,7 @@ def test_an_action_without_the_csrf_token_is_forbidden() -> None:
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_a_websocket_from_a_foreign_origin_is_refused(agent1: AgentLogin, fresh_layer: None) -> None:
+async def test_a_websocket_from_a_foreign_origin_is_refused(agent1: AgentLogin) -> None:
     cookie = await _session_cookie(agent1)
     headers = [(b"origin", b"http://evil.example"), (b"host", b"localhost"), (b"cookie", cookie)]
     socket = WebsocketCommunicator(application, "/ws/desktop/", headers=headers)
@@ -78,9 +76,7 @@ async def test_a_websocket_from_a_foreign_origin_is_refused(agent1: AgentLogin, 
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_the_same_origin_with_the_session_cookie_is_accepted(
-    agent1: AgentLogin, fresh_layer: None
-) -> None:
+async def test_the_same_origin_with_the_session_cookie_is_accepted(agent1: AgentLogin) -> None:
     """The counterpart of the two refusals: they fail for the reason they name, not any reason."""
     cookie = await _session_cookie(agent1)
     headers = [(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie)]
@@ -95,7 +91,7 @@ async def test_the_same_origin_with_the_session_cookie_is_accepted(
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_a_websocket_without_a_signed_in_user_is_refused_and_audited(fresh_layer: None) -> None:
+async def test_a_websocket_without_a_signed_in_user_is_refused_and_audited() -> None:
     headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
     attempts = []
     for _ in range(3):

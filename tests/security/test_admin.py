@@ -12,9 +12,7 @@ from django.test import Client
 
 from calls.directory import speed_dials
 from calls.models import AgentLogin, AuditEntry, NotReadyReason, SpeedDial
-from tests.calls.test_sessions import RunningWorker, ready_desk
-
-from .conftest import desk_client
+from tests.desk import RunningWorker, desk_client, ready_desk
 
 User = get_user_model()
 CHANGELIST = "/admin/calls/agentlogin/"

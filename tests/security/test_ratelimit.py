@@ -13,9 +13,7 @@ from django.test import Client
 
 from calls.models import AgentLogin, AuditEntry
 from desktop.security import STORM_MESSAGE
-from tests.calls.test_sessions import RunningWorker, card, control, ready_desk
-
-from .conftest import desk_client, switch_calls
+from tests.desk import RunningWorker, card, control, desk_client, ready_desk, switch_calls
 
 User = get_user_model()
 

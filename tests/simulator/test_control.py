@@ -134,3 +134,20 @@ async def test_a_plain_bayeux_client_receives_call_notifications(simulator: str)
         )
         notes = [m for m in polled.json() if m["channel"] == "/v2/me/calls"]
         assert notes[0]["data"]["call"]["state"] == "Ringing"
+
+
+async def test_a_reset_drops_every_cometd_client_as_a_switch_restart_would(simulator: str) -> None:
+    async with GenesysAgent(simulator, "agent1") as agent, httpx.AsyncClient(base_url=simulator) as http:
+        url = "/notifications"
+        handshake = await agent.http.post(
+            url,
+            json=[
+                {"channel": "/meta/handshake", "version": "1.0", "supportedConnectionTypes": ["long-polling"]}
+            ],
+        )
+        client_id = handshake.json()[0]["clientId"]
+        await http.post("/control/reset")
+        connect = await agent.http.post(
+            url, json=[{"channel": "/meta/connect", "clientId": client_id, "connectionType": "long-polling"}]
+        )
+        assert connect.json()[0]["error"].startswith("402")

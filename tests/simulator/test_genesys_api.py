@@ -293,3 +293,20 @@ async def test_a_held_call_that_loses_its_partner_stops_offering_swap(simulator:
         assert released["id"] == consult["id"] and released["state"] == "Released"
         settled = (await agent.next())["data"]["call"]
         assert settled["id"] == first and "SwapCalls" not in settled["capabilities"]
+
+
+async def test_answering_a_second_call_holds_the_established_one_first(simulator: str) -> None:
+    async with GenesysAgent(simulator, "agent1") as agent:
+        await agent.listen("/v2/me/calls")
+        await agent.start_session()
+        first = await ringing_call(simulator, agent)
+        await agent.ok(first, "Answer")
+        second = await ringing_call(simulator, agent, origin="5002")
+        await agent.ok(second, "Answer")
+        seen: list[tuple[str, str]] = []
+        while (second, "Established") not in seen:
+            call = (await agent.next())["data"]["call"]
+            seen.append((call["id"], call["state"]))
+        assert seen.index((first, "Held")) < seen.index((second, "Established"))
+        states = {call["id"]: call["state"] for call in await agent.calls()}
+        assert states == {first: "Held", second: "Established"}

@@ -12,8 +12,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ import httpx
 import pytest
 from django.core import signing
 
-from tests.conftest import ROOT, free_port
+from tests.servers import ROOT, free_port, serving
 
 START_TIMEOUT_S = 30.0
 COMMAND_TIMEOUT_S = 120.0
@@ -46,33 +44,6 @@ def run(command: list[str], env: dict[str, str]) -> str:
     if result.returncode != 0:
         pytest.fail(f"{' '.join(command)} exited with {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result.stdout
-
-
-@contextmanager
-def serve(name: str, command: list[str], env: dict[str, str], ready_url: str) -> Iterator[None]:
-    """Runs ``command`` until the block ends; ready when ``ready_url`` answers at all."""
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
-        try:
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while True:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    output = log.read().decode(errors="replace")
-                    pytest.fail(f"{name} did not start within {START_TIMEOUT_S:.0f} s:\n{output}")
-                try:
-                    httpx.get(ready_url, timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            yield
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @dataclass
@@ -108,7 +79,8 @@ def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider
     created = run([*django, "creatersakey"], env)
     assert "successfully created" in created, created  # the command reports failures with status 0
     command = [*django, "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"]
-    with serve("the OpenID provider", command, env, f"{url}/openid/.well-known/openid-configuration"):
+    ready = f"{url}/openid/.well-known/openid-configuration"
+    with serving("the OpenID provider", command, ready, timeout=START_TIMEOUT_S, env=env, any_answer=True):
         yield Provider(url, env)
 
 
@@ -182,5 +154,6 @@ def running_desk(provider: Provider, directory: Path, client_id: str, **settings
     )
     run([sys.executable, "manage.py", "migrate", "--verbosity", "0"], env)
     command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "desktop.asgi:application"]
-    with serve("the desk", command, env, f"{url}/accounts/login/"):
+    ready = f"{url}/accounts/login/"
+    with serving("the desk", command, ready, timeout=START_TIMEOUT_S, env=env, any_answer=True):
         yield Desk(url, database, env)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from typing import Any
 
-from tests.conftest import ROOT
+from tests.servers import ROOT
 from tests.sso.conftest import clean_env
 
 PRINT_SETTINGS = """

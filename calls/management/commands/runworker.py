@@ -42,7 +42,7 @@ async def cancel_until_done(tasks: list[asyncio.Task[Any]]) -> BaseException | N
     return next((failure for failure in failures if failure is not None), None)
 
 
-class Command(runworker.Command):
+class Command(runworker.Command):  # type: ignore[misc]  # channels ships no types
     help = "Serves worker channels (voice-sessions) until SIGTERM or SIGINT, then drains and exits 0."
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -20,7 +20,6 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from channels.routing import ChannelNameRouter, get_default_application
 from channels.worker import Worker
@@ -32,6 +31,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
+from calls.db import database_sync_to_async
 from calls.demo import create_demo_agent_logins, point_embedded_server
 from calls.worker import CHANNEL as VOICE_SESSIONS
 from calls.worker import release_all_leases
@@ -66,10 +66,10 @@ def http_url(host: str, port: int) -> str:
 
 
 def embedded_simulator_url(host: str, port: int) -> str:
-    """The embedded simulator's Genesys root as the worker reaches it: a wildcard address is not one
-    to connect to, so it becomes the loopback of its family."""
+    """The embedded simulator's root as the worker reaches it: a wildcard address is not one to
+    connect to, so it becomes the loopback of its family."""
     loopback = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
-    return http_url(loopback, port) + "sim/genesys"
+    return http_url(loopback, port) + "sim"
 
 
 async def bring_sessions_back(simulator_url: str | None, layer: BaseChannelLayer | None) -> None:

@@ -1,4 +1,9 @@
-"""`manage.py voicesim`: the Voice API simulator on its own port, without the desk or a database."""
+"""`manage.py voicesim`: the Voice API simulator on its own port, without the desk or a database.
+
+It serves the Genesys Web Services API v2 (REST and CometD) under ``/genesys/api/v2``, the Huawei
+CC-Gateway AgentGateway (REST and event polling) under ``/huawei/agentgateway/resource``, and,
+unless turned off, the control API under ``/control``; all of them under ``--prefix`` if given.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,11 @@ from django.core.management.base import BaseCommand, CommandParser
 
 
 class Command(BaseCommand):
-    help = "Serves the Voice API simulator (Genesys, Huawei and the control API) over HTTP."
+    help = (
+        "Serves the Voice API simulator over HTTP: Genesys Web Services API v2 (REST and CometD) at "
+        "/genesys/api/v2, Huawei CC-Gateway AgentGateway (REST and event polling) at "
+        "/huawei/agentgateway/resource, and the control API at /control."
+    )
     # The simulator stands alone: no system checks of the desk, no database.
     requires_system_checks: list[str] = []
 

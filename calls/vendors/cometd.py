@@ -19,16 +19,18 @@ from typing import Any
 from aiocometd_noloop import Client, ConnectionType, Extension
 from aiocometd_noloop.exceptions import AiocometdException
 
+from calls.voice import Unavailable
+
 RESYNC = ("", None)
 RECONNECTING = ("", "reconnecting")
 CLOSE_TIMEOUT_SECONDS = 2.0
 
 
-class StreamLost(Exception):
+class StreamLost(Unavailable):
     """The notification stream ended; reconnect, then resynchronise."""
 
 
-class _SessionExtension(Extension):
+class _SessionExtension(Extension):  # type: ignore[misc]  # aiocometd has no types
     def __init__(
         self, headers: Callable[[], dict[str, str]], signal: Callable[[tuple[str, Any]], None]
     ) -> None:

@@ -1,0 +1,328 @@
+"""Genesys Web Services API v2, Voice API: the only place that speaks GWS REST and reads its JSON.
+
+The owner's session signs in with HTTP Basic (``GET /me``), which gives a session cookie and a CSRF
+token: those are the credentials borrowers use. Notifications come over CometD
+(``calls.vendors.cometd``) on ``/v2/me/calls`` and ``/v2/me/devices``. A 401/403 means the
+credentials are no longer good: the owner signs in again; a borrower reports it and never does.
+Reads are retried (tenacity); an operation is never sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from calls.voice import (
+    CALL_OPERATIONS,
+    AgentState,
+    AgentStateChanged,
+    Call,
+    CallChanged,
+    Credentials,
+    CredentialsRefused,
+    Event,
+    MalformedNotification,
+    Observation,
+    Reconnecting,
+    Resynced,
+    Server,
+    Unavailable,
+    VoiceApiError,
+    VoiceBackend,
+)
+from calls.voice import Agent as AgentIdentity
+
+from . import http
+from .cometd import RECONNECTING, RESYNC, NotificationStream
+
+log = logging.getLogger("switchboard.genesys")
+
+API = "/api/v2"
+CALLS_CHANNEL = "/v2/me/calls"
+DEVICES_CHANNEL = "/v2/me/devices"
+CALL_STATES = ("Ringing", "Dialing", "Established", "Held", "Released")
+
+
+def _text(value: Any, default: str = "") -> str:
+    return value if isinstance(value, str) else default
+
+
+def parse_call(raw: Any) -> Call:
+    """A GWS call resource as our ``Call``; raises ``MalformedNotification`` when it is not one."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
+        raise MalformedNotification("call resource without an id")
+    state = raw.get("state")
+    if state not in CALL_STATES:
+        raise MalformedNotification(f"call {raw['id']} has an unknown state")
+    participants = raw.get("participants") or []
+    numbers: list[str] = []
+    for party in participants if isinstance(participants, list) else []:
+        if isinstance(party, dict):
+            numbers.append(_text(party.get("phoneNumber")) or _text(party.get("digits")))
+        elif isinstance(party, str):
+            numbers.append(party)
+    capabilities = raw.get("capabilities") or []
+    if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
+        raise MalformedNotification(f"call {raw['id']} has malformed capabilities")
+    user_data = raw.get("userData") or {}
+    if not isinstance(user_data, dict):
+        raise MalformedNotification(f"call {raw['id']} has malformed userData")
+    parent_uri = _text(raw.get("parentCallUri"))
+    duration = _text(raw.get("duration"), "0")
+    return Call(
+        id=raw["id"],
+        state=state,
+        call_type=_text(raw.get("callType"), "Internal"),
+        participants=tuple(n for n in numbers if n),
+        capabilities=tuple(c for c in capabilities if c in CALL_OPERATIONS),
+        parent_id=parent_uri.rstrip("/").rsplit("/", 1)[-1] if parent_uri else None,
+        user_data={str(k): v if isinstance(v, str | int | float) else str(v) for k, v in user_data.items()},
+        duration=int(duration) if duration.isdigit() else 0,
+        muted=raw.get("mute") == "On",
+        dnis=_text(raw.get("dnis")),
+    )
+
+
+def parse_agent_state(device: Any) -> AgentState:
+    if not isinstance(device, dict):
+        raise MalformedNotification("device resource is not an object")
+    user_state = device.get("userState") or {}
+    if not isinstance(user_state, dict):
+        raise MalformedNotification("device userState is not an object")
+    if device.get("deviceState") == "Inactive" or user_state.get("state") == "LoggedOut":
+        return AgentState(state="LoggedOut")
+    state = _text(user_state.get("state"), "NotReady")
+    if user_state.get("workMode") == "AfterCallWork":
+        state = "AfterCallWork"
+    if state not in ("Ready", "NotReady", "AfterCallWork"):
+        state = "NotReady"
+    return AgentState(
+        state=state, reason=_text(user_state.get("reason")) or _text(user_state.get("reasonCode"))
+    )
+
+
+def parse_message(channel: str, data: Any) -> Event | None:
+    """One CometD message as our event; ``None`` for channels and types we do not use."""
+    if not isinstance(data, dict):
+        raise MalformedNotification(f"message on {channel} has no data object")
+    if channel == CALLS_CHANNEL and data.get("messageType") == "CallStateChangeMessage":
+        return CallChanged(parse_call(data.get("call")))
+    if channel == DEVICES_CHANNEL and data.get("messageType") == "DeviceStateChangeMessage":
+        devices = data.get("devices")
+        if not isinstance(devices, list) or not devices:
+            raise MalformedNotification("DeviceStateChangeMessage without devices")
+        return AgentStateChanged(parse_agent_state(devices[0]))
+    return None
+
+
+class GenesysBackend(VoiceBackend):
+    dialect = "genesys"
+    label = "Genesys Web Services (API v2)"
+
+    def __init__(self, server: Server, agent: AgentIdentity, credentials: Credentials | None = None) -> None:
+        super().__init__(server, agent, credentials)
+        self.root = server.base_url.rstrip("/")
+        self._http = http.client(self.root + API, verify=server.verify_tls)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- transport -----------------------------------------------------------------------
+
+    def _session_headers(self, method: str) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        cookies = self.credentials.get("cookies") or {}
+        if cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        if method != "GET" and self.credentials.get("csrf_token"):
+            headers[self.credentials.get("csrf_header") or "X-CSRF-TOKEN"] = self.credentials["csrf_token"]
+        return headers
+
+    async def _request(
+        self, method: str, path: str, *, body: dict[str, Any] | None = None, **params: Any
+    ) -> dict[str, Any]:
+        if not self.credentials.get("cookies"):
+            raise CredentialsRefused("The contact-center session is not open yet.")
+        try:
+            response = await self._http.request(
+                method, path, json=body, params=params or None, headers=self._session_headers(method)
+            )
+        except httpx.HTTPError as exc:
+            raise http.unreachable(exc) from exc
+        self._remember(response)
+        return self._payload(response)
+
+    def _remember(self, response: httpx.Response) -> None:
+        header = response.headers.get("X-CSRF-HEADER")
+        token = response.headers.get(header or "X-CSRF-TOKEN")
+        if header:
+            self.credentials["csrf_header"] = header
+        if token:
+            self.credentials["csrf_token"] = token
+        if response.cookies:
+            self.credentials["cookies"] = {**(self.credentials.get("cookies") or {}), **response.cookies}
+        # The session's cookies travel in our own header: the client's jar must not add stale ones.
+        self._http.cookies.clear()
+
+    @staticmethod
+    def _payload(response: httpx.Response) -> dict[str, Any]:
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            payload = {}
+        message = _text(payload.get("statusMessage")) or response.reason_phrase or "no message"
+        code = payload.get("statusCode")
+        code_text = str(code) if isinstance(code, int) else ""
+        if response.status_code >= 500:
+            raise Unavailable(f"Voice API error {response.status_code}: {message}", code=code_text)
+        if response.status_code in (401, 403):
+            raise CredentialsRefused(message, code=code_text)
+        if response.status_code >= 400 or (isinstance(code, int) and code not in (0, 7)):
+            raise VoiceApiError(message, code=code_text)
+        return payload
+
+    async def _read(self, path: str, **params: Any) -> dict[str, Any]:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(Unavailable),
+            stop=stop_after_attempt(3),
+            wait=wait_exponential_jitter(multiplier=0.2, max=2.0),
+            reraise=True,
+        ):
+            with attempt:
+                return await self._request("GET", path, **params)
+        raise AssertionError("unreachable")
+
+    async def _write(self, path: str, body: dict[str, Any]) -> None:
+        await self._request("POST", path, body=body)
+
+    # -- the owner's session -------------------------------------------------------------
+
+    async def _sign_in_to_api(self) -> None:
+        """HTTP Basic once: keep the cookie and CSRF token, learn the device and its DN."""
+        self.credentials = {}
+        try:
+            response = await self._http.get(
+                "/me",
+                params={"subresources": "*"},
+                auth=httpx.BasicAuth(self.agent.username, self.agent.password),
+            )
+        except httpx.HTTPError as exc:
+            raise http.unreachable(exc) from exc
+        self._remember(response)
+        payload = self._payload(response)
+        user = payload.get("user")
+        devices = user.get("devices") if isinstance(user, dict) else None
+        if not isinstance(devices, list):
+            devices = []
+        if devices and isinstance(devices[0], dict):
+            self.credentials["device_id"] = _text(devices[0].get("id"))
+            self.credentials["dn"] = _text(devices[0].get("phoneNumber"))
+
+    def _cometd_headers(self) -> dict[str, str]:
+        return self._session_headers("GET")
+
+    @asynccontextmanager
+    async def session(self, *, signed_in: bool) -> AsyncIterator[AsyncIterator[Event]]:
+        await self._sign_in_to_api()
+        async with NotificationStream(
+            f"{self.root}{API}/notifications",
+            [CALLS_CHANNEL, DEVICES_CHANNEL],
+            self._cometd_headers,
+            verify=self.server.verify_tls,
+        ) as stream:
+            yield self._events(stream)
+
+    async def _events(self, stream: NotificationStream) -> AsyncIterator[Event]:
+        yield await self._resync()
+        async for channel, data in stream:
+            if (channel, data) == RECONNECTING:
+                yield Reconnecting()
+            elif (channel, data) == RESYNC:
+                yield await self._resync()
+            else:
+                event = self.event_of(channel, data)
+                if event is not None:
+                    yield event
+
+    def event_of(self, channel: str, data: Any) -> Event | None:
+        """A CometD message as our event; a malformed one is logged and skipped, never fatal."""
+        try:
+            return parse_message(channel, data)
+        except MalformedNotification as exc:
+            log.warning("skipped a malformed notification for %s: %s", self.agent.username, exc)
+            return None
+
+    async def _resync(self) -> Resynced:
+        payload = await self._read("/me/calls", fields="*")
+        raw_calls = payload.get("calls")
+        if not isinstance(raw_calls, list):
+            raise Unavailable("GET /me/calls answered without a calls list")
+        calls = []
+        for raw in raw_calls:
+            try:
+                calls.append(parse_call(raw))
+            except MalformedNotification as exc:
+                log.warning("skipped a malformed call for %s: %s", self.agent.username, exc)
+        devices = (await self._read("/me/devices", fields="*")).get("devices")
+        state = parse_agent_state(devices[0]) if isinstance(devices, list) and devices else None
+        return Resynced(tuple(calls), state or AgentState("LoggedOut"))
+
+    async def sign_in(self) -> None:
+        body: dict[str, Any] = {"operationName": "StartContactCenterSession", "channels": ["voice"]}
+        if self.agent.place:
+            body["place"] = self.agent.place
+        await self._write("/me", body)
+
+    async def sign_out(self) -> None:
+        await self._write("/me", {"operationName": "EndContactCenterSession"})
+
+    async def check(self) -> str:
+        """A Voice API sign-in of its own (HTTP Basic): it proves the password and touches neither
+        the owner's session nor the agent's contact-center sign-in."""
+        await self._sign_in_to_api()
+        dn = self.credentials.get("dn")
+        return f"connected, DN {dn}" if dn else "connected, no DN"
+
+    # -- operations (borrowed credentials) -----------------------------------------------
+
+    async def set_agent_state(self, state: str, reason: str = "") -> None:
+        if state not in ("Ready", "NotReady", "AfterCallWork"):
+            raise VoiceApiError(f"Unknown agent state {state!r}")
+        body: dict[str, Any] = {"operationName": state}
+        if state == "NotReady" and reason:
+            body["reasonCode"] = reason
+        await self._write("/me/channels/voice", body)
+
+    async def dial(self, destination: str) -> None:
+        device = self.credentials.get("device_id")
+        if not device:
+            raise VoiceApiError("The Voice API named no device for this agent.")
+        await self._write(
+            f"/me/devices/{device}/calls",
+            {"operationName": "Dial", "destination": {"phoneNumber": destination}},
+        )
+
+    async def call_operation(
+        self, call_id: str, operation: str, params: dict[str, Any]
+    ) -> Observation | None:
+        if operation not in CALL_OPERATIONS:
+            raise VoiceApiError(f"Unknown call operation {operation!r}")
+        body: dict[str, Any] = {"operationName": operation}
+        if params.get("destination"):
+            body["destination"] = {"phoneNumber": params["destination"]}
+        if operation == "SwapCalls" and params.get("other_call_id"):
+            body["otherCallUri"] = f"{self.root}{API}/me/calls/{params['other_call_id']}"
+        if params.get("user_data"):
+            body["userData"] = params["user_data"]
+        for name in ("digits", "key", "participant"):
+            if params.get(name):
+                body[name] = params[name]
+        await self._write(f"/me/calls/{call_id}", body)
+        return None
