@@ -18,17 +18,19 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from . import audit
+from . import audit, services
 from .backends import borrowed, credentials_of
 from .db import database_sync_to_async
-from .models import AgentLogin, AuditEntry, LiveCall
-from .operations import OPERATIONS, InvalidParameters, clean, clean_destination
+from .models import AgentLogin, AuditEntry, CallRecord, DispositionCode, LiveCall, NotReadyReason
+from .operations import OPERATIONS, InvalidParameters, clean, clean_destination, has_control_characters
 from .voice import TWO_CALL_OPERATIONS, CredentialsRefused, Unavailable, VoiceApiError, VoiceBackend
 from .worker import ask_owner
 
 log = logging.getLogger("switchboard.actions")
 
 AGENT_OPERATIONS = ("Login", "Logout", "Ready", "NotReady", "AfterCallWork")
+REASON_REFUSED = "Choose one of the reasons offered for Not ready."
+DISPOSITION = "Disposition"  # the action's name in the audit log, and the user data key on the call
 
 
 class ActionRefused(Exception):
@@ -54,8 +56,16 @@ def login_for(user: AbstractBaseUser) -> AgentLogin:
     return login
 
 
+def _no_such_call_id(call_id: str) -> bool:
+    """An id no call has: empty, or holding control characters (which no query may carry: PostgreSQL
+    refuses NUL in text)."""
+    return not call_id or has_control_characters(call_id)
+
+
 @database_sync_to_async
 def own_live_call(login: AgentLogin, call_id: str) -> LiveCall:
+    if _no_such_call_id(call_id):
+        raise NotFound()
     live = LiveCall.objects.filter(login=login, call_id=call_id).first()
     if live is None:
         raise NotFound()
@@ -107,7 +117,11 @@ async def _voice_api(login: AgentLogin, send: Callable[[VoiceBackend], Awaitable
         raise ActionRefused(
             "Your contact-center session is being restored: try again in a moment.", 503
         ) from exc
+    except Unavailable as exc:
+        raise _refusal(exc) from exc
     except VoiceApiError as exc:
+        # The desk offered what the Voice API refuses: the saved state may be wrong. Read it again.
+        await _ask_quietly(login, "resync")
         raise _refusal(exc) from exc
 
 
@@ -208,6 +222,14 @@ async def _agent_operation(user: AbstractBaseUser, name: str, reason: str = "") 
     login = await login_for(user)
     if name not in AGENT_OPERATIONS:
         raise ActionRefused(f"Unknown agent operation {name!r}")
+    # Only Not ready takes a reason, and only one the administrator offers.
+    reason = reason if name == "NotReady" else ""
+    if reason and not await _offered_reason(reason):
+        raise ActionRefused(REASON_REFUSED)
+    if name == "Logout" and await _on_a_call(login):
+        raise ActionRefused("You are on a call: finish it before you log out of the contact center.", 409)
+    if name == "Ready" and login.agent_state == "AfterCallWork" and await _disposition_missing(login):
+        raise ActionRefused("Choose a disposition for your last call before you become Ready.", 409)
     if name in ("Login", "Logout"):
         # Signing in and out is the session owner's: on some Voice APIs it is the session itself.
         try:
@@ -216,3 +238,68 @@ async def _agent_operation(user: AbstractBaseUser, name: str, reason: str = "") 
             raise _refusal(exc) from exc
     else:
         await _voice_api(login, lambda backend: backend.set_agent_state(name, reason[:64]))
+
+
+@database_sync_to_async
+def _offered_reason(reason: str) -> bool:
+    if has_control_characters(reason):
+        return False
+    return NotReadyReason.objects.filter(code=reason, active=True).exists()
+
+
+@database_sync_to_async
+def _on_a_call(login: AgentLogin) -> bool:
+    return LiveCall.objects.filter(login=login).exists()
+
+
+@database_sync_to_async
+def _disposition_missing(login: AgentLogin) -> bool:
+    return login.disposition_missing()
+
+
+@database_sync_to_async
+def _own_call(login: AgentLogin, call_id: str) -> LiveCall | None:
+    """The agent's own call by its id: its live call, or ``None`` once it has ended; ``NotFound``
+    when the agent has no such call in the history (another agent's, or none at all)."""
+    if _no_such_call_id(call_id) or not CallRecord.objects.filter(login=login, call_id=call_id).exists():
+        raise NotFound()
+    return LiveCall.objects.filter(login=login, call_id=call_id).first()
+
+
+@database_sync_to_async
+def _offered_code(code: str) -> bool:
+    if not code or has_control_characters(code):
+        return False
+    return DispositionCode.objects.filter(code=code, active=True).exists()
+
+
+async def disposition(user: AbstractBaseUser, call_id: str, code: str) -> None:
+    async with _audited(user, DISPOSITION, call_id, code):
+        await _disposition(user, call_id, code)
+
+
+async def _disposition(user: AbstractBaseUser, call_id: str, code: str) -> None:
+    """Keep the code with the call's history; while the call is live and the Voice API lets the
+    desk attach data to it, attach it too (user data ``Disposition``), so the switch's reports
+    have it. Kept first: the history is the desk's, and a refusal to attach loses nothing."""
+    login = await login_for(user)
+    live = await _own_call(login, call_id)
+    if not await _offered_code(code):
+        raise ActionRefused("Choose one of the disposition codes offered.")
+    await services.set_disposition(login.pk, call_id, code)
+    if live is None:
+        return
+    # Attached once, the pair is updated on a change of mind: some switches keep both otherwise.
+    name = (
+        "UpdateUserData"
+        if DISPOSITION in live.user_data and live.offers("UpdateUserData")
+        else "AttachUserData"
+    )
+    if not live.offers(name):
+        return
+    voice = {"user_data": {DISPOSITION: code}}
+    try:
+        await _voice_api(login, lambda backend: backend.call_operation(call_id, name, voice))
+    except ActionRefused as exc:
+        message = f"The disposition is saved, but the Voice API did not attach it to the call: {exc.message}"
+        raise ActionRefused(message, exc.status) from exc

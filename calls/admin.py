@@ -24,8 +24,17 @@ from django_stubs_ext import WithAnnotations
 from . import audit, importing
 from .backends import backend_for
 from .importing import ImportRefused, import_agent_logins
-from .models import AgentLogin, AuditEntry, CallRecord, LiveCall, NotReadyReason, SpeedDial, VoiceServer
-from .signals import stop_session
+from .models import (
+    AgentLogin,
+    AuditEntry,
+    CallRecord,
+    DispositionCode,
+    LiveCall,
+    NotReadyReason,
+    SpeedDial,
+    VoiceServer,
+)
+from .signals import ENDED_BY_ADMIN, stop_session
 from .voice import VoiceApiError
 
 # A connection check answers an admin's click: it must not hang the page on a silent server.
@@ -72,8 +81,17 @@ class LoginCount(TypedDict):
 
 @admin.register(VoiceServer)
 class VoiceServerAdmin(admin.ModelAdmin[VoiceServer]):
-    list_display = ["name", "dialect", "base_url", "verify_tls", "embedded", "login_count"]
-    list_filter = ["dialect", "embedded", "verify_tls"]
+    list_display = [
+        "name",
+        "dialect",
+        "base_url",
+        "verify_tls",
+        "embedded",
+        "wrap_up_seconds",
+        "disposition_required",
+        "login_count",
+    ]
+    list_filter = ["dialect", "embedded", "verify_tls", "disposition_required"]
     search_fields = ["name", "base_url"]
     actions = ["check_first_login"]
 
@@ -227,7 +245,7 @@ class AgentLoginAdmin(admin.ModelAdmin[AgentLogin]):
         # Not wanted first: a reconcile in between must not start the session again.
         AgentLogin.objects.filter(pk__in=[login.pk for login in logins]).update(wanted=False)
         for login in logins:
-            stop_session(login.pk)
+            stop_session(login.pk, ENDED_BY_ADMIN)
             audit.record(
                 action=audit.END_SESSION,
                 result=AuditEntry.OK,
@@ -339,14 +357,17 @@ class CallRecordAdmin(ReadOnlyAdmin[CallRecord]):
     list_display = [
         "call_id",
         "agent",
-        "call_type",
+        "direction",
         "dnis",
         "started_at",
         "ended_at",
+        "outcome",
+        "disposition",
+        "talk_seconds",
+        "hold_seconds",
         "duration",
-        "final_state",
     ]
-    list_filter = ["call_type", "final_state", "login__server", "started_at"]
+    list_filter = ["direction", "outcome", "login__server", "started_at"]
     search_fields = ["call_id", "login__user__username", "login__dn", "dnis"]
     list_select_related = ["login__user"]
     date_hierarchy = "started_at"
@@ -356,11 +377,21 @@ class CallRecordAdmin(ReadOnlyAdmin[CallRecord]):
         return _login_user(obj)
 
 
-# --- Not-ready reasons, speed dials, the audit log; agent sessions and CSV import ---
+# --- Not-ready reasons, disposition codes, speed dials, the audit log; sessions and CSV import ---
 
 
 @admin.register(NotReadyReason)
 class NotReadyReasonAdmin(admin.ModelAdmin[NotReadyReason]):
+    list_display = ["label", "code", "position", "active"]
+    list_editable = ["position", "active"]
+    list_filter = ["active"]
+    search_fields = ["label", "code"]
+
+
+@admin.register(DispositionCode)
+class DispositionCodeAdmin(admin.ModelAdmin[DispositionCode]):
+    """Codes agents choose per call; retire one by unticking active, so past calls keep its label."""
+
     list_display = ["label", "code", "position", "active"]
     list_editable = ["position", "active"]
     list_filter = ["active"]

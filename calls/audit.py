@@ -12,10 +12,13 @@ attempted username is kept), no DTMF digits, no attached-data values.
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
+import re
 from typing import Any
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db import transaction
 from django.dispatch import receiver
 
 from . import ratelimit
@@ -46,9 +49,87 @@ BACKEND_NAMES = {
 }
 
 
+# Control characters (C0, DEL, C1) and Unicode's line separators: a NUL stops PostgreSQL from writing
+# the row, a line break would forge a log line. They are kept visible, escaped (NUL as \x00).
+UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` safe to store and to log: control characters escaped, lone surrogates (which no
+    database encoding takes) backslash-escaped; every other character as it is."""
+    escaped = UNPRINTABLE.sub(_escape, text)
+    if escaped.isascii():
+        return escaped
+    return escaped.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _fit(value: Any, field: str) -> str:
-    text = "" if value is None else str(value)
+    text = printable("" if value is None else str(value))
     return text[: AuditEntry._meta.get_field(field).max_length]  # type: ignore[union-attr]
+
+
+def _fields(entry: AuditEntry) -> dict[str, Any]:
+    """The row as structured fields, for the log."""
+    return {
+        "action": entry.action,
+        "username": entry.username,
+        "address": entry.remote_address,
+        "result": entry.result,
+        "call_id": entry.call_id,
+        "detail": entry.detail,
+        "message": entry.message,
+    }
+
+
+def _save(entry: AuditEntry) -> None:
+    # Its own savepoint: a refused write must not break the transaction of whoever records.
+    with transaction.atomic():
+        entry.save()
+
+
+def _write(entry: AuditEntry) -> None:
+    """Writes the row. One that still fails (its user deleted meanwhile, say) is written again without
+    the user link, saying so; when even that fails (the database is down), the whole row goes to the
+    log at ERROR, as structured fields, for the log shipper to keep: the action has happened, and
+    failing the agent's request or the worker's session now would undo nothing."""
+    try:
+        _save(entry)
+        return
+    except Exception as exc:
+        first = exc
+    fallback = AuditEntry(
+        username=entry.username,
+        action=entry.action,
+        call_id=entry.call_id,
+        detail=entry.detail,
+        result=entry.result,
+        message=_fit(f"[audit row rewritten after {type(first).__name__}] {entry.message}", "message"),
+        remote_address=entry.remote_address,
+    )
+    try:
+        _save(fallback)
+    except Exception as exc:
+        log.error(
+            "audit row not written (%s, then %s): %s",
+            type(first).__name__,
+            type(exc).__name__,
+            json.dumps(_fields(entry)),
+            exc_info=first,
+            extra={"audit": _fields(entry)},
+        )
+        return
+    log.error(
+        "audit row written without its user after %s: %s",
+        type(first).__name__,
+        json.dumps(_fields(entry)),
+        exc_info=first,
+        extra={"audit": _fields(entry)},
+    )
 
 
 def record(
@@ -62,7 +143,8 @@ def record(
     message: str = "",
     address: str | None = None,
 ) -> None:
-    """Writes one audit row (and its log line). Never raises: the audited thing has already happened."""
+    """Writes one audit row (and its log line). Never raises: the audited thing has already happened;
+    a write that fails is retried without the user link and otherwise logged at ERROR (``_write``)."""
     if user is not None and not getattr(user, "is_authenticated", False):
         user = None
     if user is not None and not username:
@@ -77,13 +159,11 @@ def record(
         message=_fit(message, "message"),
         remote_address=_fit(remote_address.get() if address is None else address, "remote_address"),
     )
-    try:
-        entry.save()
-    except Exception:
-        log.exception("could not write the audit entry for %s by %r", entry.action, entry.username)
-    # %r: every value may come from a client, and must not be able to forge a log line.
+    _write(entry)
+    # Every value may come from a client: each is printable() and shown with %r, so none can forge
+    # a log line; the fields also ride on the record, for a structured formatter.
     log.info(
-        "%s by %r from %s: %s%s%s%s",
+        "%r by %r from %r: %s%s%s%s",
         entry.action,
         entry.username,
         entry.remote_address or "-",
@@ -91,6 +171,7 @@ def record(
         f" call={entry.call_id!r}" if entry.call_id else "",
         f" detail={entry.detail!r}" if entry.detail else "",
         f" message={entry.message!r}" if entry.message else "",
+        extra={"audit": _fields(entry)},
     )
 
 
@@ -128,8 +209,10 @@ def sign_in_refused(sender: Any, credentials: dict[str, Any], request: Any = Non
         message = "wrong username or password"
     else:
         message = "single sign-on did not sign this user in"
-    if username and request is not None and ratelimit.login_failed(username, address):
-        message += f"; further attempts refused for {ratelimit.login_lockout_minutes()} min"
+    if username and request is not None and "password" in credentials:
+        wait = ratelimit.login_failed(username, address)
+        if wait:
+            message += f"; the next attempt must wait {wait} s"
     record(action=DESK_LOGIN, result=AuditEntry.REFUSED, username=username, message=message, address=address)
 
 

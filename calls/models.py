@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -29,6 +30,23 @@ class VoiceServer(models.Model):
     embedded = models.BooleanField(
         default=False, editable=False, help_text="The simulator inside this desk; its URL follows rundesk."
     )
+    wrap_up_seconds = models.PositiveIntegerField(
+        "after-call work (seconds)",
+        default=0,
+        validators=[MaxValueValidator(86400)],
+        help_text=(
+            "After-call work that starts by itself when an agent's last call ends, for at most this "
+            "long (the agent may end it sooner); 0: none. On Genesys, a non-zero WrapUpTime the switch "
+            "announces with the call wins over this setting."
+        ),
+    )
+    disposition_required = models.BooleanField(
+        default=False,
+        help_text=(
+            "Agents must choose a disposition code for their last answered call before they leave "
+            "after-call work for Ready (only while active disposition codes exist)."
+        ),
+    )
 
     class Meta:
         ordering = ["name"]
@@ -41,7 +59,14 @@ class AgentLogin(models.Model):
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
     OFFLINE = "offline"
-    CONNECTIONS = [(CONNECTED, "Connected"), (RECONNECTING, "Reconnecting"), (OFFLINE, "Offline")]
+    # The Voice API refused the login's credentials: no retry until an admin changes the login.
+    REFUSED = "refused"
+    CONNECTIONS = [
+        (CONNECTED, "Connected"),
+        (RECONNECTING, "Reconnecting"),
+        (OFFLINE, "Offline"),
+        (REFUSED, "Credentials refused"),
+    ]
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent_login"
@@ -64,12 +89,22 @@ class AgentLogin(models.Model):
     # The owning worker's Voice API session credentials (cookie and CSRF token, or Guid), which the
     # desk's views borrow to act in that session; empty while no worker owns it.
     voice_session = EncryptedTextField(blank=True, default="", editable=False)
+    # When the after-call work the desk started by itself reaches its limit; set while it runs.
+    wrap_up_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["user__username"]
 
     def __str__(self) -> str:
         return f"{self.user} on {self.server} ({self.username})"
+
+    def disposition_missing(self) -> bool:
+        """Whether the agent owes a disposition before leaving after-call work for Ready: the
+        voice server requires one, codes exist to choose from, and the last call has none."""
+        if not self.server.disposition_required or not DispositionCode.objects.filter(active=True).exists():
+            return False
+        last = CallRecord.objects.last_handled(self)
+        return last is not None and not last.disposition
 
 
 class LiveCall(models.Model):
@@ -99,41 +134,136 @@ class LiveCall(models.Model):
         return operation in self.capabilities
 
 
+class CallRecordQuerySet(models.QuerySet["CallRecord"]):
+    def last_handled(self, login: AgentLogin) -> CallRecord | None:
+        """The agent's most recent ended call that was answered, consults aside: the call a
+        disposition chosen after the call is for."""
+        return (
+            self.filter(login=login, ended_at__isnull=False, answered_at__isnull=False)
+            .exclude(direction=CallRecord.CONSULT)
+            .order_by("-ended_at", "-id")
+            .first()
+        )
+
+
 class CallRecord(models.Model):
-    """One call in the agent's history: written when first seen, closed when released."""
+    """One call in the agent's history: written when first seen, closed when released.
+
+    Direction, outcome, talk and hold time follow from the states the call went through
+    (``calls.services`` works them out as it applies each one); the disposition is the agent's.
+    """
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    INTERNAL = "internal"
+    CONSULT = "consult"
+    DIRECTIONS = [(INBOUND, "Inbound"), (OUTBOUND, "Outbound"), (INTERNAL, "Internal"), (CONSULT, "Consult")]
+
+    ANSWERED = "answered"
+    MISSED = "missed"
+    TRANSFERRED = "transferred"
+    CONFERENCED = "conferenced"
+    ABANDONED = "abandoned"
+    OUTCOMES = [
+        (ANSWERED, "Answered"),
+        (MISSED, "Missed"),
+        (TRANSFERRED, "Transferred"),
+        (CONFERENCED, "Conferenced"),
+        (ABANDONED, "Abandoned"),
+    ]
 
     login = models.ForeignKey(AgentLogin, on_delete=models.CASCADE, related_name="call_records")
     call_id = models.CharField(max_length=100)
     call_type = models.CharField(max_length=20)
+    direction = models.CharField(max_length=10, choices=DIRECTIONS, blank=True)
+    parent_call_id = models.CharField(
+        "parent call id", max_length=100, blank=True, help_text="The call a consult call was made for."
+    )
     dnis = models.CharField(max_length=32, blank=True)
     parties = models.JSONField(default=list)
     user_data = models.JSONField(default=dict)
     started_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     duration = models.PositiveIntegerField(default=0)
+    talk_seconds = models.PositiveIntegerField(default=0)
+    hold_seconds = models.PositiveIntegerField(default=0)
     final_state = models.CharField(max_length=20, blank=True)
+    outcome = models.CharField(
+        max_length=12,
+        choices=OUTCOMES,
+        blank=True,
+        help_text="Empty while the call is live, unless it has already become a conference.",
+    )
+    disposition = models.CharField(
+        max_length=64, blank=True, help_text="The disposition code the agent chose."
+    )
+    # The switch's WrapUpTime announced with the call, in seconds (0: none), which wins over the
+    # voice server's wrap_up_seconds.
+    wrap_up_seconds = models.PositiveIntegerField(default=0, editable=False)
+    # Bookkeeping for the figures above: since when the call is in its current state, and the
+    # live state it was released from.
+    state_since = models.DateTimeField(null=True, blank=True, editable=False)
+    released_from = models.CharField(max_length=20, blank=True, editable=False)
+
+    objects = CallRecordQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["login", "call_id"], name="one_record_per_call")]
+        indexes = [models.Index(fields=["login", "-ended_at"], name="call_record_last_ended")]
 
     def __str__(self) -> str:
         return f"{self.call_id} {self.started_at:%Y-%m-%d %H:%M}"
 
+    @property
+    def callback_number(self) -> str:
+        """The number that reaches the other party again: the first party the dial pad would
+        dial; for an outbound call whose parties are unknown, the number dialled. Empty when none."""
+        from .operations import InvalidParameters, clean_destination  # operations imports this module
 
-class NotReadyReason(models.Model):
-    """A reason an agent may give for NotReady (lunch, training); sent to the Voice API as its code."""
+        candidates = [str(party) for party in self.parties]
+        if self.direction == self.OUTBOUND:
+            candidates.append(self.dnis)
+        for candidate in candidates:
+            try:
+                return clean_destination(candidate)
+            except InvalidParameters:
+                continue
+        return ""
 
-    code = models.CharField(max_length=64, unique=True, help_text="Sent to the Voice API as reasonCode.")
+
+class Choice(models.Model):
+    """An admin-managed code an agent picks from a list, shown by its label in the admin's order."""
+
     label = models.CharField(max_length=100)
     active = models.BooleanField(default=True)
     position = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
+        abstract = True
         ordering = ["position", "label"]
 
     def __str__(self) -> str:
         return self.label
+
+
+class DispositionCode(Choice):
+    """How a call ended for the business (a sale, a complaint, a callback promised): the agent
+    chooses one per call; it is kept with the call's history and, where the Voice API allows it,
+    attached to the call as the user data key ``Disposition``."""
+
+    code = models.CharField(
+        max_length=64,
+        unique=True,
+        help_text="Kept with the call, and attached to it as user data Disposition.",
+    )
+
+
+class NotReadyReason(Choice):
+    """A reason an agent may give for NotReady (lunch, training); sent to the Voice API as its code."""
+
+    code = models.CharField(max_length=64, unique=True, help_text="Sent to the Voice API as reasonCode.")
 
 
 def validate_destination(value: str) -> None:

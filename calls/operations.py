@@ -12,21 +12,28 @@ from typing import Any
 
 from .models import LiveCall
 
-DESTINATION = re.compile(r"^\+?[0-9*#]{2,32}$")
-DIGITS = re.compile(r"^[0-9*#A-D]{1,64}$")
-KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+DESTINATION = re.compile(r"\+?[0-9*#]{2,32}")
+DIGITS = re.compile(r"[0-9*#A-D]{1,64}")
+# A key the agent types; a key already on the call (the switch's, which may be spelled otherwise)
+# may always be changed or removed: the card offers it.
+KEY = re.compile(r"[A-Za-z0-9_.\- ]{1,64}")
+MAX_KEY = 64
 MAX_VALUE = 1024
+# C0 control characters and DEL: no number, key, reason or call id holds one, and PostgreSQL
+# refuses NUL in text outright. A value may keep tabs and line breaks (a note of a few lines).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+VALUE_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # The same rules as the browser's pattern attributes (whole-value match, compiled with the `v`
 # flag): a destination may still carry the separators clean_destination drops.
 INPUT_PATTERNS = {
     "destination": r"\+?[0-9*#\s\(\)\.\-]{2,40}",
     "digits": r"[0-9*#A-D]{1,64}",
-    "key": r"[A-Za-z0-9_.\-]{1,64}",
+    "key": r"[A-Za-z0-9_.\- ]{1,64}",
 }
 INPUT_HINTS = {
     "destination": "A phone number: digits, optionally + first, * or #",
     "digits": "Digits 0-9, *, # and A-D",
-    "key": "Letters, digits, '_', '-' or '.'",
+    "key": "Letters, digits, spaces, '_', '-' or '.'",
 }
 
 
@@ -139,28 +146,47 @@ def card_controls(live: LiveCall) -> dict[str, list[Operation]]:
     }
 
 
+def has_control_characters(text: str, *, line_breaks: bool = False) -> bool:
+    """Whether ``text`` holds a C0 control character or DEL (tab and line breaks allowed when
+    ``line_breaks``): such text is refused, never stored or sent on."""
+    pattern = VALUE_CONTROL_CHARACTERS if line_breaks else CONTROL_CHARACTERS
+    return pattern.search(text) is not None
+
+
 def clean_destination(value: str) -> str:
     """A dialable number from what the agent typed (spaces, dashes, dots and brackets dropped)."""
     number = re.sub(r"[\s\-().]", "", value)
-    if not DESTINATION.match(number):
+    if not DESTINATION.fullmatch(number):
         raise InvalidParameters("Enter a phone number: digits, optionally + first, * or #, 2 to 32 long")
     return number
+
+
+def _param(data: Any, name: str) -> str:
+    value = data.get(name)
+    return value if isinstance(value, str) else ""
 
 
 def clean(operation: Operation, data: Any, live: LiveCall) -> dict[str, str]:
     """Validate an operation's parameters from a form; return them as the Voice API names them."""
     params: dict[str, str] = {}
     for name in operation.params:
-        value = (data.get(name) or "").strip()
+        raw = _param(data, name)
+        # A key or a party the call already has goes back as the switch spells it.
+        known = (name == "key" and raw in live.user_data) or (
+            name == "participant" and raw in live.participants
+        )
+        value = raw if known else raw.strip()
         if not value:
             raise InvalidParameters(f"{name} is required")
+        if not known and has_control_characters(value, line_breaks=name == "value"):
+            raise InvalidParameters(f"The {name} must not contain control characters")
         params[name] = value
     if "destination" in params:
         params["destination"] = clean_destination(params["destination"])
-    if "digits" in params and not DIGITS.match(params["digits"]):
+    if "digits" in params and not DIGITS.fullmatch(params["digits"]):
         raise InvalidParameters("Digits may be 0-9, *, # and A-D, at most 64")
-    if "key" in params and not KEY.match(params["key"]):
-        raise InvalidParameters("A key is 1 to 64 letters, digits, '_', '-' or '.'")
+    if "key" in params and params["key"] not in live.user_data and not KEY.fullmatch(params["key"]):
+        raise InvalidParameters(f"A key is 1 to {MAX_KEY} letters, digits, spaces, '_', '-' or '.'")
     if "value" in params and len(params["value"]) > MAX_VALUE:
         raise InvalidParameters(f"A value is at most {MAX_VALUE} characters")
     if operation.name == "DeleteUserDataPair" and params["key"] not in live.user_data:

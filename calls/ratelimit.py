@@ -5,19 +5,30 @@ The cache is Redis when REDIS_URL is set, so every desk process shares the count
 in-memory default counts per process, which suits the one-process demo. A cache that fails lets
 requests through (and says so in the log): an outage must not stop agents from working.
 
+The action storm limit is a sliding window that holds under concurrency: on Redis one script
+counts and admits atomically; in the one-process default a lock guards each user's window.
+Sign-ins are throttled per username whatever the address, and per address whatever the username,
+with a wait that doubles with each failure (``admit_sign_in``).
+
 Keys are hashed: the cache never holds a username, an address or a phone number in clear.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging
 import math
+import secrets
+import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 log = logging.getLogger("switchboard.ratelimit")
 
@@ -61,18 +72,69 @@ def action_window_seconds() -> int:
     return _ttl(_action_limit().seconds)
 
 
+# In Redis, a sorted set per user of the actions admitted in the last window (scored by the server's
+# clock in ms, so desk processes' clocks need not agree): drop the old, count, admit or not, at once.
+SLIDING_WINDOW = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - tonumber(ARGV[1]))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+    return 0
+end
+redis.call('ZADD', KEYS[1], ms, now[1] .. now[2] .. ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+# In the one-process default: the times of each user's admitted actions, per cache location, behind
+# a lock that the event loop and sync threads alike may take (nothing waits while holding it).
+_windows: dict[str, collections.deque[float]] = {}
+_windows_lock = threading.Lock()
+SWEEP_EVERY = 1000
+_admitted = 0
+
+
+def _admit_locally(key: str, limit: Limit) -> bool:
+    global _admitted
+    now = time.monotonic()
+    with _windows_lock:
+        window = _windows.setdefault(key, collections.deque())
+        while window and window[0] <= now - limit.seconds:
+            window.popleft()
+        if len(window) >= limit.count:
+            return False
+        window.append(now)
+        _admitted += 1
+        if _admitted % SWEEP_EVERY == 0:  # forget users whose window has emptied
+            since = now - limit.seconds
+            for stale in [k for k, times in _windows.items() if not times or times[-1] <= since]:
+                del _windows[stale]
+        return True
+
+
+def _admit_in_redis(backend: RedisCache, key: str, limit: Limit) -> bool:
+    full_key = backend.make_and_validate_key(key)
+    client: Any = backend._cache.get_client(full_key, write=True)
+    window_ms = max(1, math.ceil(limit.seconds * 1000))
+    token = secrets.token_hex(4)  # two actions in one microsecond are still two
+    return bool(client.eval(SLIDING_WINDOW, 1, full_key, window_ms, limit.count, token))
+
+
 async def action_storm(user_id: int) -> bool:
-    """Counts one action of the user; whether it is beyond ACTION_RATE_LIMIT (a fixed window)."""
+    """Counts one action of the user; whether it is beyond ACTION_RATE_LIMIT: more than ``count``
+    admitted in the last ``seconds`` (a sliding window; refused actions are not counted)."""
     limit = _action_limit()
-    window = int(time.time() // limit.seconds)
-    key = _key("storm", user_id, window)
+    key = _key("storm", user_id)
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        location = str(settings.CACHES.get("default", {}).get("LOCATION", ""))
+        return not _admit_locally(f"{location}:{key}", limit)
     try:
-        await cache.aadd(key, 0, _ttl(limit.seconds * 2))
-        count = await cache.aincr(key)
+        admitted = await sync_to_async(_admit_in_redis, thread_sensitive=False)(backend, key, limit)
     except Exception:
         _cache_failed("counting actions")
         return False
-    return count > limit.count
+    return not admitted
 
 
 async def claim_action(user_id: int, fingerprint: str) -> bool:
@@ -113,49 +175,125 @@ async def release_action(user_id: int, fingerprint: str) -> None:
 
 # --- Sign-in ---
 
+# How long failed sign-ins are remembered after the last one.
+FAILURE_MEMORY_S = 24 * 3600
 
-def _login_limit() -> Limit:
+
+@dataclass(frozen=True)
+class Throttled:
+    """A sign-in refused before its password is checked: wait ``seconds``; ``by`` says whether the
+    username or the address has failed too often."""
+
+    seconds: int
+    by: str
+
+
+def _user_limit() -> Limit:
     return Limit.parse(settings.LOGIN_FAILURE_LIMIT)
 
 
-def login_lockout_minutes() -> int:
-    return max(1, math.ceil(_login_limit().seconds / 60))
+def _address_limit() -> Limit:
+    return Limit.parse(settings.LOGIN_ADDRESS_FAILURE_LIMIT)
 
 
-def _login_key(username: str, address: str) -> str:
-    return _key("login-failures", username.strip().casefold(), address)
+def _delay(failures: int, limit: Limit) -> float:
+    """1 s at the limit, doubling with each failure past it, at most ``limit.seconds``."""
+    return float(min(2.0 ** min(failures - limit.count, 32), limit.seconds))
 
 
-def login_failed(username: str, address: str) -> bool:
-    """Counts a failed sign-in for this username from this address; whether it is now locked."""
-    limit = _login_limit()
-    key = _login_key(username, address)
+def _user_keys(username: str) -> tuple[str, str]:
+    name = username.strip().casefold()
+    return _key("login-user", name), _key("login-user-gate", name)
+
+
+def _address_keys(address: str) -> tuple[str, str]:
+    return _key("login-address", address), _key("login-address-gate", address)
+
+
+def _count(key: str, delta: int = 1) -> int:
+    """Atomic in Redis (INCRBY) and in the in-memory cache (its sync incr holds its lock)."""
+    cache.add(key, 0, FAILURE_MEMORY_S)
+    count = int(cache.incr(key, delta))
+    cache.touch(key, FAILURE_MEMORY_S)
+    return count
+
+
+def _through_gate(gate: str, seconds: float) -> float:
+    """0 when this attempt may go, and then the gate closes behind it for ``seconds``; otherwise
+    the seconds until it opens. ``add`` is atomic: of attempts arriving together, one goes."""
+    for _ in range(2):
+        now = time.time()
+        if cache.add(gate, now + seconds, _ttl(seconds)):
+            return 0.0
+        opens = cache.get(gate)
+        if opens is not None and float(opens) > now:
+            return float(opens) - now
+        cache.delete(gate)  # opened in between (Redis keeps whole seconds)
+    return 1.0
+
+
+def _admit_sign_in(username: str, address: str) -> Throttled | None:
+    limit = _address_limit()
+    failures_key, gate = _address_keys(address)
+    failures = int(cache.get(failures_key) or 0)
+    if failures >= limit.count:
+        wait = _through_gate(gate, _delay(failures, limit))
+        if wait:
+            return Throttled(math.ceil(wait), "address")
+    limit = _user_limit()
+    attempts_key, gate = _user_keys(username)
+    # Counted before the password is checked, so guesses sent together each take a number.
+    attempt = _count(attempts_key)
+    if attempt >= limit.count:
+        wait = _through_gate(gate, _delay(attempt, limit))
+        if wait:
+            _count(attempts_key, -1)  # not checked: not a failure
+            return Throttled(math.ceil(wait), "username")
+    return None
+
+
+async def admit_sign_in(username: str, address: str) -> Throttled | None:
+    """Whether a sign-in may have its password checked now; ``Throttled`` when it may not.
+
+    1. The address, whatever the username (against spraying one password over many names): past
+       LOGIN_ADDRESS_FAILURE_LIMIT failures, one attempt per wait, the wait doubling per failure.
+    2. The username, whatever the address (a guesser with many addresses gets no further): every
+       attempt counts until a sign-in succeeds; from LOGIN_FAILURE_LIMIT on, one attempt per wait:
+       1 s, doubling with each failure, at most the limit's seconds. The real user waits seconds.
+    """
     try:
-        cache.add(key, 0, _ttl(limit.seconds))
-        locked = cache.incr(key) >= limit.count
-        if locked:
-            cache.touch(key, _ttl(limit.seconds))  # the lockout lasts its full period from now
-        return locked
+        return await sync_to_async(_admit_sign_in, thread_sensitive=False)(username, address)
+    except Exception:
+        _cache_failed("checking failed sign-ins")
+        return None
+
+
+def login_failed(username: str, address: str) -> int:
+    """Counts a failed sign-in from this address (the username's attempt is already counted); the
+    seconds the username's next attempt must wait, 0 when it need not."""
+    try:
+        failures_key, gate = _address_keys(address)
+        failures = _count(failures_key)
+        limit = _address_limit()
+        if failures >= limit.count:  # the address's next attempt waits from this failure on
+            seconds = _delay(failures, limit)
+            cache.set(gate, time.time() + seconds, _ttl(seconds))
+        attempts_key, gate = _user_keys(username)
+        if int(cache.get(attempts_key) or 0) < _user_limit().count:
+            return 0
+        opens = cache.get(gate)
+        return max(0, math.ceil(float(opens) - time.time())) if opens is not None else 0
     except Exception:
         _cache_failed("counting a failed sign-in")
-        return False
+        return 0
 
 
 def login_succeeded(username: str, address: str) -> None:
+    """The username's count starts again; the address's failures stand (a sprayer may own one account)."""
     try:
-        cache.delete(_login_key(username, address))
+        cache.delete_many(list(_user_keys(username)))
     except Exception:
         _cache_failed("clearing failed sign-ins")
-
-
-async def login_locked(username: str, address: str) -> bool:
-    """Whether this username may not sign in from this address for now (LOGIN_FAILURE_LIMIT reached)."""
-    try:
-        failures = await cache.aget(_login_key(username, address))
-    except Exception:
-        _cache_failed("checking failed sign-ins")
-        return False
-    return failures is not None and int(failures) >= _login_limit().count
 
 
 # --- Anything else ---

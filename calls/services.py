@@ -8,10 +8,12 @@ pushes the re-rendered fragments to the agent's group from the event loop. Nothi
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 from collections.abc import Iterable
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -25,6 +27,18 @@ log = logging.getLogger("switchboard.services")
 
 def group_name(user_id: int) -> str:
     return f"desk.agent.{user_id}"
+
+
+def session_group(session_key: str) -> str:
+    """The sockets opened by one desk session (a hash: the key itself is a credential)."""
+    return "desk.session." + hashlib.sha256(session_key.encode()).hexdigest()[:32]
+
+
+async def close_session_sockets(session_key: str) -> None:
+    """Close every desktop socket of a desk session that has ended, at once."""
+    layer = get_channel_layer()
+    if layer is not None and session_key:
+        await layer.group_send(session_group(session_key), {"type": "desk.close"})
 
 
 Push = tuple[int, str]
@@ -45,28 +59,163 @@ async def publish(push: Push | None) -> None:
         log.exception("could not publish to agent %s", user_id)
 
 
+# How the switch's call types read in the history.
+DIRECTIONS = {
+    "Inbound": CallRecord.INBOUND,
+    "Outbound": CallRecord.OUTBOUND,
+    "Internal": CallRecord.INTERNAL,
+    "Consult": CallRecord.CONSULT,
+}
+# Two calls of one agent that end (or merge) within this long of each other belong to one
+# completed transfer or conference: the switch reports both legs of it in one burst.
+MERGE_WINDOW = datetime.timedelta(seconds=2)
+
+
+def missed_call_ring_seconds() -> float:
+    """A call released unanswered after ringing at least this long was missed; sooner, abandoned."""
+    return float(getattr(settings, "MISSED_CALL_RING_SECONDS", 8))
+
+
+def _seconds(delta: datetime.timedelta) -> int:
+    return max(0, round(delta.total_seconds()))
+
+
 def _record(login: AgentLogin, call: Call, now: datetime.datetime) -> None:
+    """Fold one state of the call into its history row.
+
+    1. First seen: the row starts ``duration`` ago, in the state it is in now; its direction is
+       its call type's.
+    2. A new state: the time spent in the one it leaves counts as talk (Established) or hold
+       (Held); the first Established or Held is when it was answered.
+    3. Two or more other parties: it is a conference now, and a call that was just merged
+       into it (a consult completed as a conference) was conferenced too.
+    4. Released: the outcome, and a transfer the agent completed (see ``_close``).
+    """
+    started = now - datetime.timedelta(seconds=call.duration)
     record, created = CallRecord.objects.get_or_create(
         login=login,
         call_id=call.id,
         defaults={
             "call_type": call.call_type,
+            "direction": DIRECTIONS.get(call.call_type)
+            or (CallRecord.INBOUND if call.state == "Ringing" else CallRecord.OUTBOUND),
+            "parent_call_id": call.parent_id or "",
             "dnis": call.dnis,
             "parties": list(call.participants),
             "user_data": call.user_data,
-            "started_at": now - datetime.timedelta(seconds=call.duration),
+            "started_at": started,
+            "state_since": started,
         },
     )
     if not created:
         record.parties = list(dict.fromkeys([*record.parties, *call.participants]))
         if call.user_data:
             record.user_data = call.user_data
+    # Huawei learns that a call is a consult only after its first event, and forgets the link
+    # once its parent ends: the row keeps what it once knew.
+    if call.call_type == "Consult":
+        record.direction = CallRecord.CONSULT
+    if call.parent_id:
+        record.parent_call_id = call.parent_id
+    if call.wrap_up_seconds:
+        record.wrap_up_seconds = call.wrap_up_seconds
     record.duration = max(record.duration, call.duration)
+    left = record.final_state
+    if not call.is_live:
+        if record.ended_at is None:
+            _close(login, record, now, released_from=left, duration=call.duration)
+        record.save()
+        return
+    if call.state != left:
+        _account(record, now, left)
+        if call.state in ("Established", "Held") and record.answered_at is None:
+            record.answered_at = record.state_since
     record.final_state = call.state
-    if not call.is_live and record.ended_at is None:
-        record.ended_at = now
-        record.duration = max(call.duration, int((now - record.started_at).total_seconds()))
+    if len(call.participants) > 1 and record.outcome != CallRecord.CONFERENCED:
+        record.outcome = CallRecord.CONFERENCED
+        _merged_into(login, record, now)
     record.save()
+
+
+def _account(record: CallRecord, now: datetime.datetime, left: str) -> None:
+    """The time spent in the state the call leaves counts as talk or hold; the next one starts now.
+    A row just created keeps its start: it has been in its first state since then."""
+    since = record.state_since or record.started_at
+    if left == "Established":
+        record.talk_seconds += _seconds(now - since)
+    elif left == "Held":
+        record.hold_seconds += _seconds(now - since)
+    if left:
+        record.state_since = now
+
+
+def _close(
+    login: AgentLogin, record: CallRecord, now: datetime.datetime, *, released_from: str, duration: int = 0
+) -> None:
+    """The call was released (or a resync found it gone): its end, outcome and last figures.
+
+    1. Answered (ever Established or Held): ``answered``; released from Ringing unanswered:
+       ``missed`` after ringing ``MISSED_CALL_RING_SECONDS``, else ``abandoned`` (the caller gave
+       up); dialled out and never answered: ``abandoned``. A conference stays ``conferenced``.
+    2. A call released from Held while another live call of the agent holds its parties in a
+       conference was merged into that conference: ``conferenced``.
+    3. A consult (or a second call) released within ``MERGE_WINDOW`` after its held call: the
+       agent completed a transfer, and both are ``transferred``.
+    """
+    rang = now - (record.state_since or record.started_at)
+    _account(record, now, released_from)
+    record.state_since = now
+    record.released_from = released_from
+    record.final_state = "Released"
+    record.ended_at = now
+    record.duration = max(duration, _seconds(now - record.started_at))
+    if record.outcome in (CallRecord.CONFERENCED, CallRecord.TRANSFERRED):
+        return
+    if record.answered_at is not None:
+        record.outcome = CallRecord.ANSWERED
+    elif released_from == "Ringing" and rang.total_seconds() >= missed_call_ring_seconds():
+        record.outcome = CallRecord.MISSED
+    else:
+        record.outcome = CallRecord.ABANDONED
+    if released_from == "Held" and _in_a_conference(login, record):
+        record.outcome = CallRecord.CONFERENCED
+    elif released_from in ("Established", "Dialing", "Held") and _transferred(login, record, now):
+        record.outcome = CallRecord.TRANSFERRED
+
+
+def _in_a_conference(login: AgentLogin, record: CallRecord) -> bool:
+    parties = set(map(str, record.parties))
+    others = LiveCall.objects.filter(login=login).exclude(call_id=record.call_id)
+    return bool(parties) and any(
+        len(live.participants) > 1 and parties <= set(map(str, live.participants)) for live in others
+    )
+
+
+def _transferred(login: AgentLogin, record: CallRecord, now: datetime.datetime) -> bool:
+    """Whether the call's release completes a transfer: its held call (its parent, for a consult)
+    was released just before; that one is marked ``transferred`` here."""
+    held = CallRecord.objects.filter(
+        login=login, ended_at__gte=now - MERGE_WINDOW, outcome=CallRecord.ANSWERED
+    ).exclude(call_id=record.call_id)
+    if record.parent_call_id:
+        # After a swap the original call may be the active one when the transfer completes.
+        held = held.filter(call_id=record.parent_call_id, released_from__in=["Held", "Established"])
+    else:
+        held = held.filter(released_from="Held", ended_at__gte=record.started_at)
+    return held.update(outcome=CallRecord.TRANSFERRED) > 0
+
+
+def _merged_into(login: AgentLogin, conference: CallRecord, now: datetime.datetime) -> None:
+    """Calls of the agent that ended just now and whose parties are all in this conference were
+    merged into it (a consult completed as a conference)."""
+    parties = set(map(str, conference.parties))
+    merged = CallRecord.objects.filter(
+        login=login, ended_at__gte=now - MERGE_WINDOW, outcome__in=[CallRecord.ANSWERED, CallRecord.ABANDONED]
+    ).exclude(call_id=conference.call_id)
+    for record in merged:
+        if record.parties and set(map(str, record.parties)) <= parties:
+            record.outcome = CallRecord.CONFERENCED
+            record.save(update_fields=["outcome"])
 
 
 def _save_live(login: AgentLogin, call: Call, now: datetime.datetime) -> tuple[LiveCall, bool]:
@@ -97,9 +246,15 @@ def _apply_call(login_id: int, call: Call) -> Push:
         if call.is_live:
             live, created = _save_live(login, call, now)
             html = fragments.card_push(live, created=created)
+            changed = created
         else:
             deleted, _ = LiveCall.objects.filter(login=login, call_id=call.id).delete()
             html = fragments.card_removed(call.id) if deleted else ""
+            changed = bool(deleted)
+        if changed:
+            # A call came or went: the bar says whether the agent is on a call, since when, and
+            # which call a disposition is for.
+            html += fragments.agent_state(login)
     return login.user_id, html
 
 
@@ -109,15 +264,15 @@ def _replace_calls(login_id: int, calls: Iterable[Call]) -> Push:
     with transaction.atomic():
         login = AgentLogin.objects.select_related("user").get(pk=login_id)
         gone = LiveCall.objects.filter(login=login).exclude(call_id__in=[c.id for c in calls])
-        for live in gone:
-            CallRecord.objects.filter(login=login, call_id=live.call_id, ended_at__isnull=True).update(
-                ended_at=now, final_state="Released"
-            )
+        gone_ids = list(gone.values_list("call_id", flat=True))
         gone.delete()
+        for record in CallRecord.objects.filter(login=login, call_id__in=gone_ids, ended_at__isnull=True):
+            _close(login, record, now, released_from=record.final_state)
+            record.save()
         for call in calls:
             _record(login, call, now)
             _save_live(login, call, now)
-    return login.user_id, fragments.calls_region(login)
+    return login.user_id, fragments.calls_region(login) + fragments.agent_state(login)
 
 
 def _set_agent_state(login_id: int, state: AgentState) -> Push:
@@ -129,7 +284,9 @@ def _set_agent_state(login_id: int, state: AgentState) -> Push:
                 state.reason,
                 timezone.now(),
             )
-            login.save(update_fields=["agent_state", "state_reason", "state_since"])
+            if state.state != "AfterCallWork":
+                login.wrap_up_until = None  # the limit belonged to the after-call work just left
+            login.save(update_fields=["agent_state", "state_reason", "state_since", "wrap_up_until"])
     return login.user_id, fragments.agent_state(login)
 
 
@@ -142,6 +299,15 @@ def _set_connection(login_id: int, status: str, reason: str) -> Push | None:
         login.connection, login.connection_reason = status, reason
         login.save(update_fields=["connection", "connection_reason"])
     return login.user_id, fragments.connection(login)
+
+
+def _user_of(login_id: int) -> int:
+    return int(AgentLogin.objects.values_list("user_id", flat=True).get(pk=login_id))
+
+
+async def notify(login_id: int, html: str) -> None:
+    """A notice for every desk tab of the agent (a missed call), as an out-of-band toast."""
+    await publish((await database_sync_to_async(_user_of)(login_id), html))
 
 
 async def apply_call(login_id: int, call: Call) -> None:
@@ -161,3 +327,58 @@ async def set_agent_state(login_id: int, state: AgentState) -> None:
 async def set_connection(login_id: int, status: str, reason: str = "") -> None:
     """The session's link to the Voice API; ``reason`` says, in the agent's words, why it is not up."""
     await publish(await database_sync_to_async(_set_connection)(login_id, status, reason))
+
+
+# --- After-call work and dispositions ----------------------------------------------------------
+
+
+def wrap_up_limit(login: AgentLogin, announced: int = 0) -> int:
+    """How long after-call work lasts once the agent's last call ends, in seconds; 0: none.
+
+    The switch's own WrapUpTime announced with the call (``Call.wrap_up_seconds``) wins when it is
+    not zero; otherwise the voice server's ``wrap_up_seconds``. Reads ``login.server`` as loaded
+    (no query when it was loaded with the login, as the session worker's is)."""
+    if announced > 0:
+        return announced
+    return int(login.server.wrap_up_seconds)
+
+
+def _wrap_up_started(login_id: int, seconds: int) -> Push:
+    with transaction.atomic():
+        login = AgentLogin.objects.select_related("user", "server").get(pk=login_id)
+        login.wrap_up_until = timezone.now() + datetime.timedelta(seconds=seconds) if seconds > 0 else None
+        login.save(update_fields=["wrap_up_until"])
+    return login.user_id, fragments.agent_state(login)
+
+
+async def wrap_up_started(login_id: int, seconds: int) -> None:
+    """The desk has started after-call work by itself for ``seconds``: the bar shows the time
+    left until the agent leaves after-call work (which forgets the limit)."""
+    await publish(await database_sync_to_async(_wrap_up_started)(login_id, seconds))
+
+
+def _refresh_agent_state(login_id: int) -> Push:
+    login = AgentLogin.objects.select_related("user", "server").get(pk=login_id)
+    return login.user_id, fragments.agent_state(login)
+
+
+async def refresh_agent_state(login_id: int) -> None:
+    """Re-render the agent-state bar on every tab of the agent."""
+    await publish(await database_sync_to_async(_refresh_agent_state)(login_id))
+
+
+def _set_disposition(login_id: int, call_id: str, code: str) -> Push:
+    with transaction.atomic():
+        login = AgentLogin.objects.select_related("user", "server").get(pk=login_id)
+        CallRecord.objects.filter(login=login, call_id=call_id).update(disposition=code)
+        html = fragments.agent_state(login)
+        live = LiveCall.objects.filter(login=login, call_id=call_id).first()
+        if live is not None:
+            html += fragments.card_push(live, created=False)
+    return login.user_id, html
+
+
+async def set_disposition(login_id: int, call_id: str, code: str) -> None:
+    """Keep the disposition the agent chose with the call's history; the bar (and the call's card
+    while it is live) show it."""
+    await publish(await database_sync_to_async(_set_disposition)(login_id, call_id, code))

@@ -15,6 +15,9 @@ outside ``calls/vendors/`` sees a vendor's URLs, JSON or event names.
 from __future__ import annotations
 
 import abc
+import json
+import math
+import re
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -71,8 +74,64 @@ class CredentialsRefused(VoiceApiError):
     """The Voice API no longer accepts the session's credentials: its owner must sign in again."""
 
 
+class SignInRefused(VoiceApiError):
+    """The Voice API refused the agent login's own user name or password: signing in again with the
+    same ones would only fail again (and may lock the account), so nobody retries until they change."""
+
+
 class MalformedNotification(ValueError):
     """A vendor message that cannot be understood; logged and skipped, never fatal."""
+
+
+# -- vendor text as the desk may store it --------------------------------------------------------
+# A vendor's JSON may carry what no database column takes: NUL (PostgreSQL refuses it in text), lone
+# surrogates (no encoding takes them), NaN and Infinity (not JSON: PostgreSQL's jsonb refuses them).
+# Stored as they came, one such value would fail every write for its call, at every event, for as
+# long as the call lives. Each vendor module passes every string and attached-data value it keeps
+# through these.
+
+
+# The longest text the desk keeps of each (the columns in calls.models): PostgreSQL refuses longer.
+MAX_CALL_ID = 100
+MAX_CALL_TYPE = 20
+MAX_DNIS = 32
+MAX_REASON = 64
+NOT_IN_A_CALL_ID = re.compile(r"[\x00-\x1f\x7f/]")
+
+
+def storable_text(value: str) -> str:
+    """``value`` without NUL characters, and with any lone surrogate replaced."""
+    text = value.replace("\x00", "")
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def storable_call_id(value: str) -> str:
+    """A vendor's call id as the desk may keep it, or ``""`` when it cannot be one: the desk puts call
+    ids in its URLs (one path segment: no ``/``) and refuses control characters in them."""
+    text = storable_text(value)
+    if len(text) > MAX_CALL_ID or text != value or NOT_IN_A_CALL_ID.search(text):
+        return ""
+    return text
+
+
+def storable_value(value: Any) -> str | int | float | bool:
+    """An attached-data value as a string or a number: a string made storable; NaN and Infinity as
+    the JSON spelling they came in (``"NaN"``, ``"Infinity"``); lists, objects and null as text."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else json.dumps(value)
+    return storable_text(str(value))
+
+
+def storable_user_data(raw: dict[Any, Any]) -> dict[str, Any]:
+    """Attached data as the desk may store it; a key that is nothing once its NULs are gone is dropped."""
+    pairs = ((storable_text(str(key)), storable_value(value)) for key, value in raw.items())
+    return {key: value for key, value in pairs if key}
 
 
 @dataclass(frozen=True)
@@ -87,6 +146,8 @@ class Call:
     duration: int = 0
     muted: bool = False
     dnis: str = ""
+    # After-call work the switch asks for once this call ends, in seconds (0: none announced).
+    wrap_up_seconds: int = 0
 
     @property
     def is_live(self) -> bool:
@@ -183,6 +244,10 @@ class VoiceBackend(abc.ABC):
         ``signed_in`` says whether the agent was in the contact center when the desk last knew,
         for a Voice API where the session and the contact-center sign-in are one thing. Raises
         ``VoiceApiError`` (or one of its kinds) when the session cannot go on."""
+
+    @abc.abstractmethod
+    async def resync(self) -> Resynced:
+        """Read the whole truth again, now (the owner's session must be open)."""
 
     @abc.abstractmethod
     async def sign_in(self) -> None:

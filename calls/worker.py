@@ -18,6 +18,7 @@ import os
 import random
 import re
 import socket
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -28,11 +29,14 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from . import backends, services
+from . import audit, backends, fragments, services
 from .db import database_sync_to_async
-from .models import AgentLogin
+from .models import AgentLogin, AuditEntry
+from .presence import Presence
 from .voice import (
+    AgentState,
     AgentStateChanged,
+    Call,
     CallChanged,
     Credentials,
     CredentialsChanged,
@@ -41,6 +45,7 @@ from .voice import (
     Observation,
     Reconnecting,
     Resynced,
+    SignInRefused,
     Unavailable,
     VoiceApiError,
     VoiceBackend,
@@ -52,6 +57,11 @@ CHANNEL = "voice-sessions"
 DRAIN_SECONDS = 5.0
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 COMMAND_TIMEOUT_SECONDS = 10.0
+# How often a session looks after itself (periodic resync, presence) while it is open.
+WATCH_SECONDS = 5.0
+REFUSED_MESSAGE = "Your contact-center credentials were refused: ask your administrator."
+LEAVE_SECONDS = 5.0
+SESSION_ENDED_REASON = "Desk closed"
 
 
 def owner_channel(worker_id: str) -> str:
@@ -90,6 +100,24 @@ async def ask_owner(login: AgentLogin, command: str, *, wait: bool = True, **fie
         raise error(str(answer.get("message") or "Refused"), code=str(answer.get("code") or ""))
 
 
+async def desk_tab(login_id: int, tab: str, *, closed: bool) -> None:
+    """Tell the owner of the login's session that a desk tab is open (or has closed). Never raises:
+    a tab's news is not worth failing a socket for, and the next one comes soon."""
+    try:
+        login = await _login(login_id)
+        if login is not None:
+            await ask_owner(login, "tab", wait=False, tab=tab, closed=closed)
+    except VoiceApiError:
+        pass
+    except Exception:
+        log.exception("could not tell the session worker about a desk tab of login %s", login_id)
+
+
+@database_sync_to_async
+def _login(login_id: int) -> AgentLogin | None:
+    return AgentLogin.objects.filter(pk=login_id).first()
+
+
 def lease_seconds() -> float:
     return float(getattr(settings, "VOICE_SESSION_LEASE_SECONDS", 30))
 
@@ -106,6 +134,7 @@ def claim(login_id: int) -> AgentLogin | None:
     now = timezone.now()
     claimed = (
         AgentLogin.objects.filter(pk=login_id, enabled=True, wanted=True, user__is_active=True)
+        .exclude(connection=AgentLogin.REFUSED)
         .filter(Q(worker=WORKER_ID) | Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .update(worker=WORKER_ID, lease_until=now + timedelta(seconds=lease_seconds()))
     )
@@ -167,6 +196,7 @@ def wanted_logins() -> list[int]:
     now = timezone.now()
     return list(
         AgentLogin.objects.filter(enabled=True, wanted=True, user__is_active=True)
+        .exclude(connection=AgentLogin.REFUSED)
         .filter(Q(worker=WORKER_ID) | Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .values_list("pk", flat=True)
     )
@@ -192,11 +222,23 @@ class AgentSession:
         self.stopping = False
         self._attempt: asyncio.Task[None] | None = None
         self._renewing = False
+        # Events, resyncs and observations change the saved state one at a time, in order.
+        self._applying = asyncio.Lock()
+        self._last_resync = 0.0
+        self.presence = Presence(
+            AgentState(login.agent_state, login.state_reason),
+            act=self.act,
+            missed=self.missed_call,
+            wrap_up_limit=lambda announced: services.wrap_up_limit(self.login, announced),
+            wrap_up_started=lambda seconds: services.wrap_up_started(self.login_id, seconds),
+            owes_disposition=lambda: database_sync_to_async(self.login.disposition_missing)(),
+        )
 
     def stop(self) -> None:
         # The flag as well as the cancellation: a cancellation that lands inside a library call can
         # come back as another exception, which the retry loop below would otherwise retry.
         self.stopping = True
+        self.presence.close()
         if self.task:
             self.task.cancel()
 
@@ -218,6 +260,12 @@ class AgentSession:
                     raise
                 self._renewing = False
                 log.info("session of login %s signs in again: its credentials were refused", self.login_id)
+            except SignInRefused as exc:
+                # Trying again with the same password would only fail again, and may lock the account.
+                log.warning("login %s: the Voice API refused its credentials (%s)", self.login_id, exc.code)
+                await services.set_connection(self.login_id, AgentLogin.REFUSED, REFUSED_MESSAGE)
+                await release(self.login_id)
+                return
             except VoiceApiError as exc:
                 await self.failed(f"{type(exc).__name__}: {exc}", exc.message)
             except OSError as exc:
@@ -235,12 +283,86 @@ class AgentSession:
             async with backend.session(signed_in=self.login.agent_state != "LoggedOut") as events:
                 self.backend = backend
                 await save_credentials(self.login_id, backend.credentials)
-                async for event in events:
-                    await self.apply(event)
+                watch = asyncio.create_task(self._watch(backend))
+                try:
+                    async for event in events:
+                        async with self._applying:
+                            await self.apply(event)
+                finally:
+                    watch.cancel()
             raise Unavailable("the Voice API ended the session's events")
         finally:
             self.backend = None
             await backend.aclose()
+
+    async def _watch(self, backend: VoiceBackend) -> None:
+        """While the session is open: compare the saved state with the Voice API's every
+        ``VOICE_SESSION_RESYNC_SECONDS`` and repair it (changes no event announced), and look after
+        the agent's presence (a desk left without a tab)."""
+        interval = float(getattr(settings, "VOICE_SESSION_RESYNC_SECONDS", 60))
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            try:
+                if interval and time.monotonic() - self._last_resync >= interval:
+                    await self.resync(backend)
+                await self.presence.tick()
+            except VoiceApiError as exc:
+                log.info("session of login %s: periodic check failed (%s)", self.login_id, exc.code or exc)
+
+    async def resync(self, backend: VoiceBackend) -> None:
+        async with self._applying:
+            await self.apply(await backend.resync())
+
+    async def act(self, state: AgentState, why: str) -> None:
+        """Set the agent's state on the agent's behalf (the owner's own session), and audit it."""
+        backend = self.backend
+        result, message = AuditEntry.OK, f"by the desk: {why}"
+        try:
+            if backend is None:
+                raise Unavailable("no open session")
+            await backend.set_agent_state(state.state, state.reason)
+        except VoiceApiError as exc:
+            result, message = AuditEntry.FAILED, f"by the desk: {why}; refused: {exc.message}"
+        await audit.arecord(
+            user=self.login.user, action=state.state, detail=state.reason, result=result, message=message
+        )
+
+    async def leave(self, why: str) -> None:
+        """Before the session stops: log the agent out of the contact center, or set it Not Ready
+        (``SESSION_END_ACTION``), bounded in time; audited either way."""
+        if self.backend is None or self.presence.state.state == "LoggedOut":
+            return
+        action = getattr(settings, "SESSION_END_ACTION", "logout")
+        try:
+            async with asyncio.timeout(LEAVE_SECONDS):
+                if action == "logout":
+                    await self._sign_out(why)
+                else:
+                    await self.act(AgentState("NotReady", SESSION_ENDED_REASON), why)
+        except TimeoutError:
+            log.warning("session of login %s: taking the agent out timed out", self.login_id)
+
+    async def _sign_out(self, why: str) -> None:
+        assert self.backend is not None
+        try:
+            await self.backend.sign_out()
+        except VoiceApiError as exc:
+            # Refused (on a call, say): at least no new call is routed to the agent.
+            await audit.arecord(
+                user=self.login.user,
+                action="Logout",
+                result=AuditEntry.FAILED,
+                message=f"{why} {exc.message}",
+            )
+            await self.act(AgentState("NotReady", SESSION_ENDED_REASON), why)
+            return
+        await audit.arecord(
+            user=self.login.user, action="Logout", result=AuditEntry.OK, message=f"by the desk: {why}"
+        )
+        await services.set_agent_state(self.login_id, AgentState("LoggedOut"))
+
+    async def missed_call(self, call: Call) -> None:
+        await services.notify(self.login_id, fragments.missed_call(call))
 
     async def failed(self, reason: str, for_agent: str) -> None:
         """Back off before trying again, and tell the agent's pages why the session is down."""
@@ -260,13 +382,17 @@ class AgentSession:
     async def apply(self, event: Event) -> None:
         if isinstance(event, CallChanged):
             await services.apply_call(self.login_id, event.call)
+            await self.presence.call_changed(event.call)
         elif isinstance(event, AgentStateChanged):
             await services.set_agent_state(self.login_id, event.state)
             self.login.agent_state = event.state.state
+            self.presence.state_changed(event.state)
         elif isinstance(event, Resynced):
+            self._last_resync = time.monotonic()
             await services.replace_calls(self.login_id, event.calls)
             await services.set_agent_state(self.login_id, event.state)
             self.login.agent_state = event.state.state
+            self.presence.resynced(event.calls, event.state)
             await self.status(AgentLogin.CONNECTED)
             self.failures = 0
         elif isinstance(event, Reconnecting):
@@ -276,6 +402,9 @@ class AgentSession:
 
     async def command(self, name: str, message: dict[str, Any]) -> None:
         """A command for the session's owner: sign the agent in or out, or fold in an observation."""
+        if name == "tab":
+            self.presence.tab(str(message.get("tab", "")), closed=bool(message.get("closed")))
+            return
         backend = self.backend
         if backend is None:
             raise Unavailable("The contact-center session is starting: try again in a moment.")
@@ -284,8 +413,11 @@ class AgentSession:
         elif name == "sign_out":
             await backend.sign_out()
         elif name == "observe":
-            for event in backend.observe(Observation(str(message["call_id"]), dict(message["facts"]))):
-                await self.apply(event)
+            async with self._applying:
+                for event in backend.observe(Observation(str(message["call_id"]), dict(message["facts"]))):
+                    await self.apply(event)
+        elif name == "resync":
+            await self.resync(backend)
         elif name == "renew":
             self.renew()
         else:
@@ -388,17 +520,23 @@ class VoiceSessionsConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ha
             del self.sessions[login_id]
 
     async def _stop(self, message: dict[str, Any]) -> None:
+        """1. nobody wants the session any more; 2. take the agent out of the contact center, so no
+        call rings at a desk nobody looks at; 3. stop the session, telling the pages why."""
         login_id = int(message["login"])
+        why = str(message.get("why") or "")
         await set_wanted(login_id, False)
-        await self._end(login_id)
+        session = self.sessions.get(login_id)
+        if session is not None:
+            await session.leave(why)
+        await self._end(login_id, why)
 
-    async def _end(self, login_id: int) -> None:
+    async def _end(self, login_id: int, why: str = "") -> None:
         session = self.sessions.pop(login_id, None)
         if session and session.task:
             session.stop()
             await settle([session.task])
         await release(login_id)
-        await services.set_connection(login_id, AgentLogin.OFFLINE)
+        await services.set_connection(login_id, AgentLogin.OFFLINE, why)
 
     async def _reconcile_now(self, message: dict[str, Any]) -> None:
         """Renew our leases in one statement, end the sessions that lost theirs (no longer wanted,

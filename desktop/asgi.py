@@ -20,9 +20,12 @@ from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  #
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.core.exceptions import SuspiciousOperation  # noqa: E402
+from django.http import HttpRequest, HttpResponseBase, HttpResponseNotFound  # noqa: E402
 from django.utils.module_loading import import_string  # noqa: E402
 
 from desktop.routing import channel_routes, websocket_urlpatterns  # noqa: E402
+from desktop.sso import HeaderSsoWebSocketMiddleware  # noqa: E402
 
 # As django-stubs spells Django's ASGI handler.
 Scope = dict[str, Any]
@@ -54,15 +57,27 @@ class PrefixMount:
             await self.default(scope, receive, send)
 
 
+class StaticFilesHandler(ASGIStaticFilesHandler):
+    """Django's static files handler, answering a path that climbs out of the static directories
+    (``/static/%2e%2e/...``) with a plain 404, where Django's would fail with a traceback."""
+
+    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
+        try:
+            return await super().get_response_async(request)
+        except SuspiciousOperation:
+            return HttpResponseNotFound("Not found", content_type="text/plain; charset=utf-8")
+
+
 def build_http_app(django_app: ASGIApp) -> ASGIApp:
     """Django behind the static files handler, and the simulator under /sim/ when it is enabled."""
     # django-stubs asks for Django's own handler; the static files handler wraps any ASGI app.
-    app: ASGIApp = ASGIStaticFilesHandler(django_app)  # type: ignore[arg-type]
+    app: ASGIApp = StaticFilesHandler(django_app)  # type: ignore[arg-type]
     if settings.SIMULATOR_ENABLED:
         simulator_app = import_string(settings.SIMULATOR_ASGI_FACTORY)(
             prefix="/sim",
             control_enabled=settings.SIMULATOR_CONTROL_ENABLED,
             answer_delay_ms=settings.SIMULATOR_ANSWER_DELAY_MS,
+            control_token=settings.SIMULATOR_CONTROL_TOKEN,
         )
         app = PrefixMount("/sim", simulator_app, app)
     return app
@@ -71,7 +86,10 @@ def build_http_app(django_app: ASGIApp) -> ASGIApp:
 application = ProtocolTypeRouter(
     {
         "http": build_http_app(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # The origin, the session, then the trusted-proxy rule of header SSO, as pages have it.
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(HeaderSsoWebSocketMiddleware(URLRouter(websocket_urlpatterns)))
+        ),
         "channel": ChannelNameRouter(channel_routes),
     }
 )

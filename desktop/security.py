@@ -2,7 +2,8 @@
 of the action views and the login forms.
 
 ``SecurityHeadersMiddleware`` goes first (right after Django's SecurityMiddleware) so that every
-response Django makes carries the headers; ``DeskGuardMiddleware`` goes last, where the session,
+response Django makes carries the headers, then ``RequestBodyMiddleware``, which refuses an
+oversized body before anything else reads it; ``DeskGuardMiddleware`` goes last, where the session,
 the user and the CSRF check are already in place. Static files are served outside Django's
 middleware (``desktop.asgi``) and keep their own caching.
 """
@@ -10,6 +11,7 @@ middleware (``desktop.asgi``) and keep their own caching.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -18,7 +20,9 @@ from urllib.parse import urlsplit
 from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http.multipartparser import MultiPartParserError
 from django.template import RequestContext, Template, TemplateDoesNotExist
 from django.template.loader import get_template, render_to_string
 from django.utils.cache import patch_cache_control
@@ -26,8 +30,10 @@ from django.utils.cache import patch_cache_control
 from calls import audit, ratelimit
 from calls.models import AuditEntry
 
+log = logging.getLogger("switchboard.security")
+
 # The views behind the desk's controls (URL names in desktop/urls.py) and the forms that take a password.
-ACTION_VIEWS = {"call-operation", "agent-operation", "dial"}
+ACTION_VIEWS = {"call-operation", "agent-operation", "dial", "call-disposition"}
 LOGIN_VIEWS = {"login", "admin:login"}
 # The idle timeout slides, but the session is written at most this often, not on every request.
 IDLE_REFRESH_EVERY_S = 60
@@ -37,10 +43,13 @@ IDLE_REFRESHED_KEY = "_idle_refreshed"
 CLAIMED_ACTION_KEY = "switchboard.claimed_action"
 
 STORM_MESSAGE = "Too many actions at once: wait a few seconds, then try again."
-LOCKED_MESSAGE = (
-    "Too many failed sign-ins for this username from your address. Try again in {minutes} minutes, "
-    "or ask your supervisor to check your account."
-)
+LOCKED_MESSAGES = {
+    "username": (
+        "Too many failed sign-ins for this username. Try again in {wait}, or ask your supervisor to "
+        "check your account."
+    ),
+    "address": "Too many failed sign-ins from your address. Try again in {wait}.",
+}
 # Used when no registration/locked_out.html template exists: the page shell and a sentence.
 LOCKED_PAGE = (
     '{% extends "base.html" %}{% block title %}Sign-in paused · Switchboard{% endblock %}'
@@ -148,6 +157,39 @@ class SecurityHeadersMiddleware(_Middleware):
         return response
 
 
+class RequestBodyMiddleware(_Middleware):
+    """Reads a form body once, up front, within Django's DATA_UPLOAD_MAX_* limits. A body too big
+    (413), with too many fields or files, or a malformed multipart one (400) is answered here and
+    logged as one warning line: otherwise whichever middleware reads it first (the CSRF check,
+    before anyone is authenticated) makes Django log an ERROR with a traceback, for any client."""
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        if self.is_async:
+            return self.__acall__(request)
+        return self.refuse(request) or self.handler_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        return self.refuse(request) or await self.ahandler_response(request)
+
+    @staticmethod
+    def refuse(request: HttpRequest) -> HttpResponse | None:
+        if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
+            return None
+        try:
+            request.POST  # noqa: B018 (parsed once here, and kept on the request)
+        except RequestDataTooBig:
+            status, why = 413, "the request body is too large"
+        except (TooManyFieldsSent, TooManyFilesSent):
+            status, why = 400, "the request has too many fields"
+        except MultiPartParserError:
+            status, why = 400, "the request body is malformed"
+        else:
+            return None
+        address = audit.request_address(request)
+        log.warning("refused %r %r from %r: %s", request.method, request.path, address, why)
+        return HttpResponse(f"Refused: {why}.", status=status, content_type="text/plain; charset=utf-8")
+
+
 def _fingerprint(request: HttpRequest, view_name: str, view_kwargs: dict[str, Any]) -> str:
     """Which action this is: the view, its URL arguments and the form, but not the CSRF token."""
     form = sorted(
@@ -177,8 +219,10 @@ class DeskGuardMiddleware(_Middleware):
        double click, a key held down) is answered 204 and never reaches the Voice API; one that
        is refused or fails is forgotten, so the agent may retry it at once.
     2. More actions than ACTION_RATE_LIMIT allows are answered 429 with a toast, and audited.
-    3. A sign-in for a username that failed LOGIN_FAILURE_LIMIT times from the same address is
-       refused before the password is checked, with a page that says why, and audited.
+    3. A sign-in for a username that failed LOGIN_FAILURE_LIMIT times (from any address), or from an
+       address that failed LOGIN_ADDRESS_FAILURE_LIMIT times, waits a time that doubles with each
+       failure: sooner, it is refused before the password is checked, with a page that says how
+       long to wait, and audited.
     4. A signed-in session's expiry moves SESSION_IDLE_TIMEOUT_SECONDS ahead at most once a minute.
     """
 
@@ -237,18 +281,22 @@ class DeskGuardMiddleware(_Middleware):
     async def _limit_login(self, request: HttpRequest) -> HttpResponse | None:
         username = str(request.POST.get("username") or "")
         address = audit.request_address(request)
-        if not username or not await ratelimit.login_locked(username, address):
+        if not username:
+            return None  # the form answers that
+        throttled = await ratelimit.admit_sign_in(username, address)
+        if throttled is None:
             return None
-        message = LOCKED_MESSAGE.format(minutes=ratelimit.login_lockout_minutes())
+        who = "for this username" if throttled.by == "username" else "from this address"
         await audit.arecord(
             action=audit.DESK_LOGIN,
             result=AuditEntry.REFUSED,
             username=username,
-            message="refused without checking the password: too many failed sign-ins",
+            message=f"refused without checking the password: too many failed sign-ins {who}",
             address=address,
         )
-        response = _locked_page(request, message)
-        response.headers["Retry-After"] = str(ratelimit.login_lockout_minutes() * 60)
+        wait = "1 second" if throttled.seconds == 1 else f"{throttled.seconds} seconds"
+        response = _locked_page(request, LOCKED_MESSAGES[throttled.by].format(wait=wait))
+        response.headers["Retry-After"] = str(throttled.seconds)
         return response
 
     def _release_if_refused(self, request: HttpRequest, response: HttpResponseBase) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import dj_database_url
 import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
 
 # Lets the admin, form and field classes take type arguments (ModelAdmin[Model]) at run time too.
 django_stubs_ext.monkeypatch()
@@ -86,9 +87,31 @@ def channel_layers_from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 
+# Public (it is in this file): fine for the embedded demo, never for a desk that talks to a real switch.
+DEVELOPMENT_SECRET_KEY = "switchboard-development-key-set-SECRET_KEY-in-production-4f9c2a7e1b"  # noqa: S105
+
+
+def secret_key_from_env(env: Mapping[str, str]) -> str:
+    """SECRET_KEY. It signs sessions and, unless FIELD_ENCRYPTION_KEYS is set, derives the key that
+    encrypts the Voice API passwords: production (the simulator off, DEBUG off) refuses to start
+    without one of its own rather than run on the development key everyone can read."""
+    key = env.get("SECRET_KEY", "")
+    if key.strip() and key != DEVELOPMENT_SECRET_KEY:
+        return key
+    production = not env_bool(env, "SIMULATOR_ENABLED", True) and not env_bool(env, "DEBUG", False)
+    if production:
+        problem = "is not set" if not key.strip() else "is the public development key"
+        raise ImproperlyConfigured(
+            f"SECRET_KEY {problem}. A desk with the simulator off (SIMULATOR_ENABLED=0) and DEBUG off "
+            "needs a secret of its own: set SECRET_KEY to a long random value, for example the output of "
+            '`python -c "import secrets; print(secrets.token_urlsafe(50))"`.'
+        )
+    return DEVELOPMENT_SECRET_KEY
+
+
 ENV = os.environ
 
-SECRET_KEY = ENV.get("SECRET_KEY", "switchboard-development-key-set-SECRET_KEY-in-production-4f9c2a7e1b")
+SECRET_KEY = secret_key_from_env(ENV)
 DEBUG = env_bool(ENV, "DEBUG", False)
 ALLOWED_HOSTS = env_list(ENV, "ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list(ENV, "CSRF_TRUSTED_ORIGINS", "")
@@ -96,7 +119,19 @@ CSRF_TRUSTED_ORIGINS = env_list(ENV, "CSRF_TRUSTED_ORIGINS", "")
 # The simulator is a separate ASGI app reached over HTTP; the desk names its factory as a
 # dotted path and never imports the simulator package itself.
 SIMULATOR_ENABLED = env_bool(ENV, "SIMULATOR_ENABLED", True)
-SIMULATOR_CONTROL_ENABLED = env_bool(ENV, "SIMULATOR_CONTROL_ENABLED", SIMULATOR_ENABLED)
+# The control API plays the outside world (places calls, resets the switch, injects faults). The
+# embedded demo (the simulator on the public development key) serves it to anyone on the machine;
+# any other desk serves it only with a token (`Authorization: Bearer <token>`).
+SIMULATOR_CONTROL_TOKEN = ENV.get("SIMULATOR_CONTROL_TOKEN", "").strip()
+EMBEDDED_DEMO = SIMULATOR_ENABLED and SECRET_KEY == DEVELOPMENT_SECRET_KEY
+SIMULATOR_CONTROL_ENABLED = env_bool(
+    ENV, "SIMULATOR_CONTROL_ENABLED", SIMULATOR_ENABLED and (EMBEDDED_DEMO or bool(SIMULATOR_CONTROL_TOKEN))
+)
+if SIMULATOR_CONTROL_ENABLED and not EMBEDDED_DEMO and not SIMULATOR_CONTROL_TOKEN:
+    raise ImproperlyConfigured(
+        "SIMULATOR_CONTROL_ENABLED on a desk with a SECRET_KEY of its own needs SIMULATOR_CONTROL_TOKEN: "
+        "anyone who can reach the desk could otherwise place calls and reset the switch"
+    )
 SIMULATOR_ANSWER_DELAY_MS = int(ENV.get("SIMULATOR_ANSWER_DELAY_MS", "1500"))
 SIMULATOR_ASGI_FACTORY = "simulator.asgi.build_app"
 
@@ -109,6 +144,16 @@ FIELD_ENCRYPTION_KEYS = env_list(ENV, "FIELD_ENCRYPTION_KEYS", "")
 # the longest pause between reconnection attempts.
 VOICE_SESSION_LEASE_SECONDS = float(ENV.get("VOICE_SESSION_LEASE_SECONDS", "30"))
 VOICE_SESSION_MAX_BACKOFF_SECONDS = float(ENV.get("VOICE_SESSION_MAX_BACKOFF_SECONDS", "30"))
+# How often a session compares the saved state with the Voice API's and repairs it (0: never).
+VOICE_SESSION_RESYNC_SECONDS = float(ENV.get("VOICE_SESSION_RESYNC_SECONDS", "60"))
+# What ending a session (desk sign-out, an admin's End session, a deactivated user) does first.
+SESSION_END_ACTION = ENV.get("SESSION_END_ACTION", "logout")
+if SESSION_END_ACTION not in ("logout", "notready"):
+    raise ImproperlyConfigured("SESSION_END_ACTION must be logout or notready")
+# A Ready agent with no desk tab open this long is set Not Ready ("Desk closed"); 0: never.
+DESK_CLOSED_GRACE_SECONDS = float(ENV.get("DESK_CLOSED_GRACE_SECONDS", "60"))
+# A missed call sets a Ready agent Not Ready ("Missed call"), as ring-no-answer does.
+MISSED_CALL_NOT_READY = env_bool(ENV, "MISSED_CALL_NOT_READY", True)
 
 INSTALLED_APPS = [
     "daphne",
@@ -192,6 +237,10 @@ STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# A call that rang at least this long at the agent and stopped unanswered was missed; one that
+# stopped sooner was abandoned by its caller (the call history's outcome).
+MISSED_CALL_RING_SECONDS = float(ENV.get("MISSED_CALL_RING_SECONDS", "8"))
+
 # --- Security ---
 # OWASP ASVS level 2 is the yardstick. desktop.security holds the middleware; calls.ratelimit the
 # counters (in CACHES); calls.audit the audit log.
@@ -224,6 +273,10 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
     "desktop.security.SecurityHeadersMiddleware",
 )
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("desktop.security.SecurityHeadersMiddleware") + 1,
+    "desktop.security.RequestBodyMiddleware",
+)
 MIDDLEWARE.append("desktop.security.DeskGuardMiddleware")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -238,14 +291,18 @@ SESSION_IDLE_TIMEOUT_SECONDS = int(ENV.get("SESSION_IDLE_TIMEOUT_SECONDS", str(8
 SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT_SECONDS
 # Pages carry the token in hx-headers; no script needs to read the cookie.
 CSRF_COOKIE_HTTPONLY = True
+# A refused CSRF token on a desk control tells the agent why and offers a reload.
+CSRF_FAILURE_VIEW = "desktop.views.csrf_failure"
 
 # An action identical to the user's previous one within this many seconds is a double click: it
 # is answered 204 and not sent. More than ACTION_RATE_LIMIT ("count/seconds") is answered 429.
 ACTION_DUPLICATE_WINDOW_SECONDS = float(ENV.get("ACTION_DUPLICATE_WINDOW_SECONDS", "1.5"))
 ACTION_RATE_LIMIT = ENV.get("ACTION_RATE_LIMIT", "30/10")
-# After this many failed sign-ins ("count/seconds") for a username from one address, its sign-ins
-# from there are refused, unchecked, for the period.
-LOGIN_FAILURE_LIMIT = ENV.get("LOGIN_FAILURE_LIMIT", "10/300")
+# Sign-in throttling ("count/seconds"): after `count` failed sign-ins for a username, from any
+# address, each further attempt waits 1 s, doubling with every failure, at most `seconds`; sooner, it
+# is refused unchecked. The same per client address, whatever the username, against spraying.
+LOGIN_FAILURE_LIMIT = ENV.get("LOGIN_FAILURE_LIMIT", "5/300")
+LOGIN_ADDRESS_FAILURE_LIMIT = ENV.get("LOGIN_ADDRESS_FAILURE_LIMIT", "30/300")
 
 LOG_LEVEL = ENV.get("LOG_LEVEL", "INFO").upper()
 LOGGING = {
@@ -276,8 +333,15 @@ LOCAL_LOGIN_FOR_AGENTS = env_bool(ENV, "LOCAL_LOGIN_FOR_AGENTS", True)
 
 # The proxy must set this header on every request and drop any copy a client sends. Only the TCP
 # peer (REMOTE_ADDR, the proxy itself) is checked against SSO_TRUSTED_PROXIES, never X-Forwarded-For.
+# Trust is explicit: no address is trusted by default, loopback included (any local process, or a
+# second proxy on the machine, could send the header).
 SSO_HEADER = ENV.get("SSO_HEADER", "").strip()
-SSO_TRUSTED_PROXIES = env_list(ENV, "SSO_TRUSTED_PROXIES", "127.0.0.1/32,::1/128") if SSO_HEADER else []
+SSO_TRUSTED_PROXIES = env_list(ENV, "SSO_TRUSTED_PROXIES", "") if SSO_HEADER else []
+if SSO_HEADER and not SSO_TRUSTED_PROXIES:
+    raise ImproperlyConfigured(
+        f"SSO_HEADER={SSO_HEADER!r} needs SSO_TRUSTED_PROXIES: the addresses (or networks) of the proxies "
+        "whose header the desk may believe, e.g. SSO_TRUSTED_PROXIES=127.0.0.1/32 for a proxy on this machine"
+    )
 SSO_CREATE_USERS = env_bool(ENV, "SSO_CREATE_USERS", False)
 if SSO_HEADER:
     MIDDLEWARE.insert(

@@ -23,13 +23,14 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.backends import RemoteUserBackend
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.middleware import RemoteUserMiddleware
-from django.contrib.auth.models import AbstractBaseUser, User
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation, ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import resolve_url
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
+from calls.db import database_sync_to_async
 from desktop.models import OidcIdentity
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,60 @@ class HeaderSsoMiddleware(RemoteUserMiddleware):
     async def aend_header_session(self, request: HttpRequest) -> None:
         if _opened_by_header(await request.session.aget(auth.BACKEND_SESSION_KEY, "")):
             await auth.alogout(request)
+
+
+class HeaderSsoWebSocketMiddleware:
+    """The WebSocket side of ``HeaderSsoMiddleware``: a session that header SSO opened is honoured on
+    a socket only as it would be on a page, from a trusted proxy naming the same user in SSO_HEADER
+    (once). Otherwise the socket is served as anonymous, which the desktop consumer refuses; the
+    session itself ends at its next page request. Sessions from other logins are left alone.
+
+    Goes inside Channels' ``AuthMiddlewareStack``, which puts the session and the user in the scope.
+    """
+
+    def __init__(self, inner: Callable[..., Awaitable[None]]) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        user = scope.get("user")
+        if (
+            scope.get("type") == "websocket"
+            and user is not None
+            and user.is_authenticated
+            and not await self.allowed(scope, user.get_username())
+        ):
+            scope = {**scope, "user": AnonymousUser()}
+        await self.inner(scope, receive, send)
+
+    @staticmethod
+    async def allowed(scope: dict[str, Any], username: str) -> bool:
+        session = scope.get("session")
+        backend_path = ""
+        if session is not None:
+            backend_path = await database_sync_to_async(session.get)(auth.BACKEND_SESSION_KEY, "")
+        if not backend_path or not _opened_by_header(backend_path):
+            return True
+        header: str = settings.SSO_HEADER
+        client = scope.get("client") or ("", 0)
+        address = str(client[0] or "")
+        name = header.lower().encode("latin-1") if header else b""
+        values = [value.decode("latin-1") for key, value in scope.get("headers", []) if key.lower() == name]
+        if not header or not is_trusted_proxy(address):
+            log.warning(
+                "refused a WebSocket of header-SSO user %s from %s, which is not in SSO_TRUSTED_PROXIES",
+                _shown(username),
+                repr(address) if address else "an unknown address",
+            )
+            return False
+        if len(values) != 1 or values[0].strip() != username or "," in values[0]:
+            log.warning(
+                "refused a WebSocket of header-SSO user %s from proxy %s: the %s header does not name them",
+                _shown(username),
+                address,
+                header,
+            )
+            return False
+        return True
 
 
 def _opened_by_header(backend_path: str) -> bool:

@@ -1,18 +1,42 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, register_converter
 from mozilla_django_oidc.views import OIDCLogoutView
 
 from desktop import sso, views
 
+
+class CallIdConverter:
+    """A call id in a path: one segment without control characters, which no call id holds (and
+    PostgreSQL refuses NUL in a query): such a path is not found."""
+
+    regex = r"[^/\x00-\x1f\x7f]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(CallIdConverter, "call_id")
+
 urlpatterns = [
     path("admin/", admin.site.urls),
-    # Before Django's auth URLs, which would otherwise answer these paths.
     path("accounts/login/", sso.LoginView.as_view(), name="login"),
-    path("accounts/", include("django.contrib.auth.urls")),
+    # Django's auth URLs but password reset: the desk sends no mail.
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "accounts/password_change/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
     path("healthz", views.healthz, name="healthz"),
     path("", views.desk, name="desk"),
-    path("calls/<str:call_id>/", views.call_operation, name="call-operation"),
+    path("calls/<call_id:call_id>/", views.call_operation, name="call-operation"),
+    path("calls/<call_id:call_id>/disposition/", views.disposition, name="call-disposition"),
     path("agent/", views.agent_operation, name="agent-operation"),
     path("dial/", views.dial, name="dial"),
     path("history/", views.history, name="history"),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,35 +19,37 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.paginator import Paginator
-from django.db import connection
-from django.db.models import Q
+from django.db.models import Case, CharField, Count, Q, Value, When
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from calls import actions, fragments
 from calls.actions import ActionRefused
 from calls.directory import speed_dials
-from calls.models import AgentLogin, CallRecord
+from calls.models import AgentLogin, CallRecord, DispositionCode
+from calls.operations import CONTROL_CHARACTERS
+from calls.worker import lease_seconds
 from desktop.routing import channel_routes
 
+log = logging.getLogger("switchboard.health")
+
 CHANNEL_LAYER_TIMEOUT_S = 2.0
+IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
+# Since when (a timestamp) some session agents want has had no worker lease at all.
+UNHELD_SINCE_KEY = "healthz:unheld-since"
 
 
 class SignedInRequest(HttpRequest):
     """The request of a view behind ``login_required``: its user has signed in."""
 
     user: User
-
-
-def _check_database() -> str:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return "ok"
 
 
 async def _check_channel_layer() -> str:
@@ -59,18 +63,91 @@ async def _check_channel_layer() -> str:
     return "ok" if message.get("type") == "healthz.ping" else "error: wrong message came back"
 
 
-def _session_workers() -> dict[str, Any]:
-    """Which worker channels this deployment serves, which workers hold live sessions, and how many."""
+async def _channel_layer_status() -> str:
+    try:
+        return await _check_channel_layer()
+    except Exception as exc:
+        return _error(exc)
+
+
+def _separate_workers() -> bool:
+    """Whether session workers run in processes of their own (``runworker``), which only a shared
+    channel layer allows; the in-memory layer means the worker runs inside this very process."""
+    backend = settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", "")
+    return bool(backend) and backend != IN_MEMORY_LAYER
+
+
+def _unheld_for(unheld: int) -> float:
+    """How long, in seconds, some wanted session with no lease at all has gone unheld: from the first
+    health check that saw one, in the cache every desk process shares (Redis with separate workers).
+    A session is legitimately unheld for a moment, between being wanted and being claimed."""
+    try:
+        if not unheld:
+            cache.delete(UNHELD_SINCE_KEY)
+            return 0.0
+        now = time.time()
+        cache.add(UNHELD_SINCE_KEY, now, timeout=None)
+        return now - float(cache.get(UNHELD_SINCE_KEY, now))
+    except Exception:
+        log.warning("the health check could not read the cache", exc_info=True)
+        return 0.0
+
+
+def _session_workers(*, staff: bool) -> dict[str, Any]:
+    """The sessions agents want, by who holds them, in one grouped query (however many logins): a
+    lease is live, lapsing (ran out less than a lease period ago: a worker renewing late or handing
+    over), lapsed (ran out longer ago) or none. Worker ids are for staff; others get counts."""
     now = timezone.now()
-    live = AgentLogin.objects.filter(wanted=True, lease_until__gt=now)
-    return {
+    period = datetime.timedelta(seconds=lease_seconds())
+    lease = Case(
+        When(lease_until__gt=now, then=Value("live")),
+        When(lease_until__gt=now - period, then=Value("lapsing")),
+        When(lease_until__isnull=False, then=Value("lapsed")),
+        default=Value("none"),
+        output_field=CharField(),
+    )
+    rows = list(
+        AgentLogin.objects.filter(wanted=True, enabled=True, user__is_active=True)
+        .annotate(lease=lease)
+        .values("worker", "connection", "lease")
+        .annotate(count=Count("pk"))
+        .order_by()
+    )
+    live = [row for row in rows if row["lease"] == "live"]
+    workers = sorted({row["worker"] for row in live if row["worker"]})
+    # Refused credentials wait for an administrator, not for a worker: no worker may hold them.
+    unheld = [
+        row for row in rows if row["lease"] in ("lapsed", "none") and row["connection"] != AgentLogin.REFUSED
+    ]
+    body: dict[str, Any] = {
         "routes": sorted(channel_routes),
-        "workers": sorted(set(live.values_list("worker", flat=True))),
+        "separate": _separate_workers(),
+        "workers": len(workers),
         "sessions": {
-            status: live.filter(connection=status).count()
-            for status in (AgentLogin.CONNECTED, AgentLogin.RECONNECTING, AgentLogin.OFFLINE)
+            status: sum(row["count"] for row in live if row["connection"] == status)
+            for status, _ in AgentLogin.CONNECTIONS
         },
+        "wanted": sum(row["count"] for row in rows),
+        "unheld": sum(row["count"] for row in unheld),
+        "unheld_for_seconds": round(
+            _unheld_for(sum(row["count"] for row in unheld if row["lease"] == "none")), 1
+        ),
     }
+    lapsed = any(row["lease"] == "lapsed" for row in unheld)
+    body["degraded"] = bool(body["unheld"]) and (
+        lapsed or body["unheld_for_seconds"] > period.total_seconds()
+    )
+    if staff:
+        body["worker_ids"] = workers
+    return body
+
+
+def _database_and_sessions(staff: bool) -> tuple[str, dict[str, Any]]:
+    """The session query doubles as the database check: one round trip, not two."""
+    try:
+        return "ok", _session_workers(staff=staff)
+    except Exception as exc:
+        return _error(exc), {}
 
 
 def _error(exc: BaseException) -> str:
@@ -80,22 +157,26 @@ def _error(exc: BaseException) -> str:
 @never_cache
 @require_GET
 async def healthz(request: HttpRequest) -> JsonResponse:
-    try:
-        database = await sync_to_async(_check_database)()
-    except Exception as exc:
-        database = _error(exc)
-    try:
-        channel_layer = await _check_channel_layer()
-    except Exception as exc:
-        channel_layer = _error(exc)
+    """200 when the desk can serve agents; 503 with ``error`` when the database or the channel layer
+    fails, or ``degraded`` when, with separate workers, agents want sessions that no worker holds."""
+    user = await request.auser()
+    (database, sessions), channel_layer = await asyncio.gather(
+        sync_to_async(_database_and_sessions)(bool(user.is_staff)), _channel_layer_status()
+    )
+    if database != "ok" or channel_layer != "ok":
+        status = "error"
+    elif sessions.get("separate") and sessions.get("degraded"):
+        status = "degraded"
+    else:
+        status = "ok"
     body = {
-        "status": "ok" if database == channel_layer == "ok" else "error",
+        "status": status,
         "database": database,
         "channel_layer": channel_layer,
         "simulator": "embedded" if settings.SIMULATOR_ENABLED else "off",
-        "session_workers": await sync_to_async(_session_workers)() if database == "ok" else {},
+        "session_workers": sessions,
     }
-    return JsonResponse(body, status=200 if body["status"] == "ok" else 503)
+    return JsonResponse(body, status=200 if status == "ok" else 503)
 
 
 def _toast(message: str, status: int) -> HttpResponse:
@@ -151,14 +232,26 @@ async def dial(request: HttpRequest) -> HttpResponse:
     return await _act(request, lambda user: actions.dial(user, request.POST))
 
 
+@require_POST
+async def disposition(request: HttpRequest, call_id: str) -> HttpResponse:
+    code = request.POST.get("disposition", "")
+    return await _act(request, lambda user: actions.disposition(user, call_id, code))
+
+
+HISTORY_PAGE_SIZE = 50
+
+
 @login_required
 @require_GET
 @never_cache
 def history(request: SignedInRequest) -> HttpResponse:
-    """The agent's own calls, newest first, filtered by number and day."""
+    """The agent's own calls, newest first, filtered by number, day and outcome; times in the desk's
+    TIME_ZONE (the page says which)."""
     records = CallRecord.objects.filter(login__user=request.user)
-    number = request.GET.get("number", "").strip()[:32]
+    # A search, not an identifier: control characters (a NUL, which PostgreSQL refuses) are dropped.
+    number = CONTROL_CHARACTERS.sub("", request.GET.get("number", "")).strip()[:32]
     day = request.GET.get("date", "").strip()
+    outcome = request.GET.get("outcome", "").strip()
     error = ""
     if number:
         records = records.filter(Q(parties__icontains=number) | Q(dnis__icontains=number))
@@ -167,6 +260,38 @@ def history(request: SignedInRequest) -> HttpResponse:
             records = records.filter(started_at__date=datetime.date.fromisoformat(day))
         except ValueError:
             error = "Enter the date as YYYY-MM-DD."
-    page = Paginator(records, 50).get_page(request.GET.get("page"))
-    context = {"page": page, "number": number, "date": day, "error": error}
+    if outcome in dict(CallRecord.OUTCOMES):
+        records = records.filter(outcome=outcome)
+    else:
+        outcome = ""
+    page = Paginator(records, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    labels = dict(DispositionCode.objects.values_list("code", "label"))
+    rows = [(record, labels.get(record.disposition, record.disposition)) for record in page]
+    context = {
+        "page": page,
+        "rows": rows,
+        "number": number,
+        "date": day,
+        "outcome": outcome,
+        "outcomes": CallRecord.OUTCOMES,
+        "error": error,
+        "time_zone": timezone.get_current_timezone_name(),
+    }
     return render(request, "desktop/history.html", context)
+
+
+security_log = logging.getLogger("switchboard.security")
+STALE_PAGE = (
+    "This page's security token is out of date (you signed in again, perhaps in another tab): "
+    "reload the page to go on."
+)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A control on a page whose CSRF token is stale: a toast saying so, with a reload link (a page
+    that is not the desk's gets Django's own explanation)."""
+    security_log.warning("refused a request without a valid CSRF token: %s %r", request.method, request.path)
+    if request.headers.get("HX-Request") == "true":
+        html = render_to_string("desktop/toast.html", {"message": STALE_PAGE, "reload": True, "sticky": True})
+        return HttpResponse(html, status=403)
+    return django_csrf_failure(request, reason=reason)

@@ -32,7 +32,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class SimulatorApp:
-    def __init__(self, *, prefix: str, control_enabled: bool, answer_delay_ms: int | None) -> None:
+    def __init__(
+        self, *, prefix: str, control_enabled: bool, answer_delay_ms: int | None, control_token: str = ""
+    ) -> None:
         self.prefix = prefix.rstrip("/")
         self.switch = Switch(answer_delay_ms=answer_delay_ms)
         self.bayeux = BayeuxServer()
@@ -44,7 +46,9 @@ class SimulatorApp:
         self.huawei.routes(self.router)
         self.control_enabled = control_enabled
         if control_enabled:
-            Control(self.switch, self.bayeux, self.faults, self.huawei).routes(self.router)
+            Control(
+                self.switch, self.bayeux, self.faults, self.huawei, self.genesys, token=control_token
+            ).routes(self.router)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -70,7 +74,8 @@ class SimulatorApp:
             else:
                 response = Response(exc.status, exc.body, exc.headers)
         except Exception:
-            log.exception("simulator failed on %s %s", scope.get("method"), scope.get("path"))
+            # %r: the path is the client's, and must not be able to forge a log line.
+            log.exception("simulator failed on %r %r", scope.get("method"), scope.get("path"))
             if huawei:
                 response = self.huawei.error_response(scope["path"], 500, "Internal error in the simulator")
             else:
@@ -125,6 +130,16 @@ def _under(path: str, base: str) -> bool:
 
 
 def build_app(
-    *, prefix: str = "", control_enabled: bool = False, answer_delay_ms: int | None = 1500
+    *,
+    prefix: str = "",
+    control_enabled: bool = False,
+    answer_delay_ms: int | None = 1500,
+    control_token: str = "",
 ) -> SimulatorApp:
-    return SimulatorApp(prefix=prefix, control_enabled=control_enabled, answer_delay_ms=answer_delay_ms)
+    """``control_token``, when set, is what the control API requires (``Authorization: Bearer``)."""
+    return SimulatorApp(
+        prefix=prefix,
+        control_enabled=control_enabled,
+        answer_delay_ms=answer_delay_ms,
+        control_token=control_token,
+    )

@@ -3,18 +3,25 @@
 Places calls from remote parties, answers and hangs up as them, changes the switch's timing and
 the Huawei gateway's session timing, adds agents, shows the whole switch, resets it (dropping
 every notification session of both dialects), and injects faults. Off unless enabled.
+
+Any web page an agent visits could otherwise play the outside world too, so every request must:
+come from no other site (a browser's ``Origin`` and ``Sec-Fetch-Site`` say; scripts send neither),
+carry a JSON body as ``application/json`` (which no cross-site form can send without asking first),
+and, when the simulator has a control token, name it (``Authorization: Bearer <token>``).
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from .bayeux import BayeuxServer
+from .genesys import GenesysDialect
 from .huawei import TIMING_SETTINGS, HuaweiDialect
 from .switch import Switch, SwitchError
-from .web import HttpError, Request, Response, Router
+from .web import Handler, HttpError, Request, Response, Router
 
 MAX_FAULT_MS = 10 * 60 * 1000
 SWITCH_SETTINGS = ("answer_delay_ms", "ringing_timeout_ms")
@@ -42,6 +49,36 @@ class Faults:
 
 def _bad(message: str) -> HttpError:
     return HttpError(400, {"error": message})
+
+
+def _same_site(request: Request) -> bool:
+    """Whether no browser says the request comes from another origin."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site.strip().lower() not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return origin.strip().rstrip("/").lower() == f"{request.scheme}://{request.host}".lower()
+
+
+def _guarded(handler: Handler, token: str) -> Handler:
+    async def guarded(request: Request) -> Response:
+        if not _same_site(request):
+            raise HttpError(403, {"error": "the control API refuses requests from other sites"})
+        if token:
+            offered = request.headers.get("authorization", "")
+            scheme, _, value = offered.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+                raise HttpError(
+                    401, {"error": "the control API needs its token"}, {"WWW-Authenticate": "Bearer"}
+                )
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if request.body.strip() and media_type != "application/json":
+            raise HttpError(415, {"error": "send the body as Content-Type: application/json"})
+        return await handler(request)
+
+    return guarded
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -73,21 +110,34 @@ def _milliseconds(body: dict[str, Any], name: str, *, nullable: bool = False) ->
 
 
 class Control:
-    def __init__(self, switch: Switch, bayeux: BayeuxServer, faults: Faults, huawei: HuaweiDialect) -> None:
+    def __init__(
+        self,
+        switch: Switch,
+        bayeux: BayeuxServer,
+        faults: Faults,
+        huawei: HuaweiDialect,
+        genesys: GenesysDialect,
+        token: str = "",
+    ) -> None:
         self.switch = switch
         self.bayeux = bayeux
         self.faults = faults
         self.huawei = huawei
+        self.genesys = genesys
+        self.token = token
 
     def routes(self, router: Router) -> None:
-        router.add("POST", "/control/calls", self.place_call)
-        router.add("POST", "/control/parties/{number}/answer", self.answer)
-        router.add("POST", "/control/parties/{number}/hangup", self.hangup)
-        router.add("PUT", "/control/settings", self.settings)
-        router.add("POST", "/control/directory", self.directory)
-        router.add("GET", "/control/state", self.state)
-        router.add("POST", "/control/reset", self.reset)
-        router.add("POST", "/control/faults", self.inject)
+        for method, pattern, handler in (
+            ("POST", "/control/calls", self.place_call),
+            ("POST", "/control/parties/{number}/answer", self.answer),
+            ("POST", "/control/parties/{number}/hangup", self.hangup),
+            ("PUT", "/control/settings", self.settings),
+            ("POST", "/control/directory", self.directory),
+            ("GET", "/control/state", self.state),
+            ("POST", "/control/reset", self.reset),
+            ("POST", "/control/faults", self.inject),
+        ):
+            router.add(method, pattern, _guarded(handler, self.token))
 
     async def place_call(self, request: Request) -> Response:
         body = _body(request)
@@ -147,6 +197,7 @@ class Control:
         # The gateway forgets its Guids before the switch forgets its agents, so no sign-out
         # event is generated for a session that no longer exists.
         self.huawei.reset()
+        self.genesys.reset()
         self.bayeux.drop_all()
         self.switch.reset()
         self.faults.clear()

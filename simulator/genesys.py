@@ -369,6 +369,11 @@ class GenesysDialect:
         for key in [k for k, s in self.sessions.items() if now - s.seen > SESSION_IDLE_SECONDS]:
             self.invalidate(key)
 
+    def reset(self) -> None:
+        """A restarted server knows no session: every client must authenticate again."""
+        for key in list(self.sessions):
+            self.invalidate(key)
+
     def invalidate(self, session_id: str) -> None:
         self.sessions.pop(session_id, None)
         self.bayeux.drop_principal(session_id)

@@ -48,7 +48,7 @@ from .switch import (
     is_dialable,
     is_internal,
 )
-from .web import Request, Response, Router
+from .web import Request, Response, Router, strict_json
 
 log = logging.getLogger("switchboard.simulator")
 
@@ -182,17 +182,6 @@ def _ok(result: Any = None, headers: dict[str, str] | None = None) -> Response:
     return _envelope(OK, "success", {} if result is None else result, headers)
 
 
-def _not_json(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is out of range")
-    return value
-
-
 def _holds_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value
@@ -208,12 +197,16 @@ def _json_body(request: Request) -> dict[str, Any]:
     if not request.body.strip():
         return {}
     try:
-        value = json.loads(request.body, parse_constant=_not_json, parse_float=_finite)
+        value = strict_json(request.body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Refusal(BAD_PARAMETER, f"The body is not strict JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise Refusal(BAD_PARAMETER, "The body must be a JSON object")
-    if _holds_nul(value):
+    try:
+        nul = _holds_nul(value)
+    except RecursionError:
+        raise Refusal(BAD_PARAMETER, "The body is nested too deeply") from None
+    if nul:
         raise Refusal(BAD_PARAMETER, "The body must not contain NUL characters")
     return value
 
@@ -441,7 +434,7 @@ class HuaweiDialect:
             self._drop(session)
             agent = self.switch.agents.get(session.login)
             if not session.closed and agent is not None and agent.logged_in:
-                log.info("Huawei agent %s did not poll for %d ms: signed out", agent.login, silence * 1000)
+                log.info("Huawei agent %r did not poll for %d ms: signed out", agent.login, silence * 1000)
                 self.switch.logout(agent)
 
     # -- events ----------------------------------------------------------------------------------
@@ -451,7 +444,7 @@ class HuaweiDialect:
         if session is None:
             return
         if len(session.queue) == QUEUE_LIMIT:
-            log.warning("Huawei agent %s is not polling: its oldest event is dropped", agent.login)
+            log.warning("Huawei agent %r is not polling: its oldest event is dropped", agent.login)
         session.queue.append({"eventType": event_type, "workNo": agent.login, "content": content})
         if session.waiter is not None:
             _settle(session.waiter)

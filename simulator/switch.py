@@ -132,6 +132,8 @@ class Call:
     user_data: dict[str, Any] = field(default_factory=dict)
     consult: ConsultLink | None = None
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    # What each SendDtmf carried, in order: the far end (an IVR) hears them; tests read them back.
+    dtmf: list[str] = field(default_factory=list)
 
     def live_legs(self) -> list[Leg]:
         return [leg for leg in self.legs.values() if leg.state in LIVE_STATES]
@@ -597,12 +599,24 @@ class Switch:
         else:
             steps += [(leg.number, consult, PARTICIPANTS_UPDATED) for leg in consult.live_legs()]
         self._finish(steps)
+        self._unlink(consult)
 
     def complete_conference(self, agent: Agent, call: Call) -> None:
         """The consult call's parties join the original call, which is retrieved (seed 000)."""
         original, consult = self._pair(agent, call)
         released, joined = self._fold(agent, consult, original)
         self._finish([*released, *joined])
+        self._unlink(consult)
+
+    def _unlink(self, consult: Call) -> None:
+        """A completed consultation is over: the call that goes on is an ordinary call, and no call
+        stays a consult of it. Otherwise an agent later joined to the transferred call would see it
+        as a consult of a call long gone. Done after the announcements, which still name the parent
+        to the agent whose consult it was."""
+        consult.consult = None
+        for other in self.calls.values():
+            if other.consult and other.consult.parent_id == consult.id:
+                other.consult = None
 
     def join_calls(self, agent: Agent, held: Call, active: Call) -> None:
         """Three-party from any two of the agent's calls, consult-linked or not: the held call's parties
@@ -681,6 +695,7 @@ class Switch:
             "digits must be 1 to 64 of 0-9, *, #, A-D",
         )
         self._require(call.legs[agent.dn].state in (ESTABLISHED, DIALING), "The call is not active")
+        call.dtmf.append(digits)
         self._finish([(agent.dn, call, DTMF_SENT)])
 
     def change_user_data(self, agent: Agent, call: Call, change: Callable[[dict[str, Any]], None]) -> None:
@@ -760,6 +775,7 @@ class Switch:
                     "dnis": c.dnis,
                     "duration": int(time.monotonic() - c.created),
                     "userData": dict(c.user_data),
+                    "dtmf": list(c.dtmf),
                     "consult": (
                         {"owner": c.consult.owner, "parent": c.consult.parent_id, "kind": c.consult.kind}
                         if c.consult

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,31 @@ from typing import Any
 from urllib.parse import parse_qs
 
 MAX_BODY = 1 << 20
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def strict_json(body: bytes | str) -> Any:
+    """JSON as RFC 8259 has it: no NaN, no Infinity (nor a number too large to be finite); nesting
+    too deep to parse is a ``ValueError`` like any other malformed body, never a crash."""
+    try:
+        return json.loads(body, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError as exc:
+        raise ValueError("the JSON is nested too deeply") from exc
+
+
+def dumps(value: Any) -> bytes:
+    """Strict JSON out: what is not JSON (NaN, Infinity) raises rather than goes on the wire."""
+    return json.dumps(value, allow_nan=False).encode()
 
 
 class HttpError(Exception):
@@ -68,11 +94,11 @@ class Request:
         return (user, password) if sep else None
 
     def json(self) -> Any:
-        """The body as JSON; a body that is not JSON is the caller's error, not ours."""
+        """The body as strict JSON (``strict_json``); a body that is not is the caller's error, not ours."""
         if not self.body:
             return {}
         try:
-            return json.loads(self.body)
+            return strict_json(self.body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise HttpError(400, {"statusCode": 10, "statusMessage": f"Malformed JSON body: {exc}"}) from exc
 
@@ -85,7 +111,7 @@ class Response:
     cookies: dict[str, str] = field(default_factory=dict)
 
     def encode(self) -> tuple[list[tuple[bytes, bytes]], bytes]:
-        payload = b"" if self.body is None else json.dumps(self.body).encode()
+        payload = b"" if self.body is None else dumps(self.body)
         headers = [(b"content-type", b"application/json;charset=utf-8"), (b"cache-control", b"no-store")]
         headers += [(k.lower().encode(), v.encode()) for k, v in self.headers.items()]
         for name, value in self.cookies.items():

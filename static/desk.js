@@ -42,6 +42,8 @@
     var state = document.getElementById("agent-state");
     var timer = state && state.querySelector("[data-state-timer]");
     if (timer && state.dataset.since) { timer.textContent = clock(now - Number(state.dataset.since)); }
+    var left = state && state.querySelector("[data-wrap-up-left]");
+    if (left && left.dataset.until) { left.textContent = clock(Number(left.dataset.until) - now); }
   }
   setInterval(tick, 1000);
 
@@ -56,11 +58,17 @@
     if (socketUp === false) {
       return ["offline", "The connection to the desk is lost. Reconnecting… Call and agent controls are off until it is back."];
     }
+    // The worker's own words for why the session is down, when it gave them.
+    var reason = indicator && indicator.querySelector(".connection-reason");
+    var why = reason ? reason.textContent.trim() + " " : "";
     if (status === "reconnecting") {
-      return ["reconnecting", "Reconnecting to the Voice API… Call and agent controls are off until it is back."];
+      return ["reconnecting", why + "Reconnecting to the Voice API… Call and agent controls are off until it is back."];
+    }
+    if (status === "refused") {
+      return ["offline", why || "Your contact-center credentials were refused: ask your administrator."];
     }
     if (status === "offline") {
-      return ["offline", "The Voice API cannot be reached. Call and agent controls are off until it is back."];
+      return ["offline", why ? why + "Call and agent controls are off." : "The Voice API cannot be reached. Call and agent controls are off until it is back."];
     }
     return null;
   }
@@ -209,18 +217,73 @@
     }
   }
 
+  // -- consults sit under their parents ------------------------------------------------------------
+  // A new card is pushed to the end of #calls, never "after its parent": htmx drops a swap whose
+  // target is missing, and the parent may be gone or not pushed yet. Here each consult moves right
+  // under its parent, as the snapshot orders them; only cards out of place move, focus stays put.
+  function placeConsults() {
+    var region = document.getElementById("calls");
+    if (!region) { return; }
+    var all = cards(), present = {}, placed = {}, ordered = [];
+    all.forEach(function (card) { present[card.id] = true; });
+    function place(card) {
+      if (placed[card.id]) { return; }
+      placed[card.id] = true;
+      ordered.push(card);
+      all.forEach(function (other) {
+        if (other.dataset.parent && "call-" + other.dataset.parent === card.id) { place(other); }
+      });
+    }
+    all.forEach(function (card) {
+      if (!card.dataset.parent || !present["call-" + card.dataset.parent]) { place(card); }
+    });
+    all.forEach(place);  // parents in a loop, which no switch makes, keep their cards all the same
+    var active = document.activeElement, previous = null;
+    ordered.forEach(function (card) {
+      var expected = previous ? previous.nextElementSibling : region.firstElementChild;
+      if (card !== expected) { region.insertBefore(card, expected); }
+      previous = card;
+    });
+    if (active && active !== document.body && document.contains(active) && document.activeElement !== active) {
+      active.focus();
+    }
+  }
+
+  // -- focus never falls to the page body ----------------------------------------------------------
+  // When the control the agent used goes away (a card ends, a button waits disabled for its push),
+  // focus goes to the same control re-rendered, else that card's first control, else the next card's,
+  // else the dial pad: keyboard and screen-reader users never have to start again from the top.
+  function firstControl(container) {
+    return container.querySelector(".call-actions button:not([disabled])") ||
+      container.querySelector("button:not([disabled])");
+  }
+  function focusNear(order, id) {
+    var i = (order || []).indexOf(id), card = null, j;
+    for (j = i + 1; i >= 0 && !card && j < order.length; j++) { card = document.getElementById(order[j]); }
+    for (j = i - 1; !card && j >= 0; j--) { card = document.getElementById(order[j]); }
+    card = card || byRelevance()[0];
+    var el = (card && firstControl(card)) || document.getElementById("dial-destination");
+    if (el) { el.focus(); }
+  }
+  function recentAction() {
+    return lastAction && Date.now() - lastAction.at < 10000 ? lastAction : null;
+  }
+
   // -- re-rendered cards keep what the agent had open, typed and focused --------------------------
   var saved = null, lastAction = null;
   function focusKey(el) {
     if (el.dataset.operation) { return '[data-operation="' + el.dataset.operation + '"]'; }
+    if (el.dataset.agentOperation) { return '[data-agent-operation="' + el.dataset.agentOperation + '"]'; }
+    if (el.dataset.key && el.closest(".keypad")) { return '.keypad [data-key="' + el.dataset.key + '"]'; }
     var form = el.closest("form[data-operation]");
     if (form && el.name) { return 'form[data-operation="' + form.dataset.operation + '"] [name="' + el.name + '"]'; }
+    if (form && el.matches("button[type=submit]")) { return 'form[data-operation="' + form.dataset.operation + '"] button[type=submit]'; }
     var details = el.closest("details[data-disclosure]");
     if (details && el.matches("summary")) { return 'details[data-disclosure="' + details.dataset.disclosure + '"] > summary'; }
     return null;
   }
   function rememberUi() {
-    var state = { cards: {}, focus: null };
+    var state = { cards: {}, focus: null, order: cards().map(function (card) { return card.id; }) };
     cards().forEach(function (card) {
       var open = $$("details[open]", card).filter(function (d) { return !d.dataset.submitted; })
         .map(function (d) { return d.dataset.disclosure; });
@@ -253,44 +316,79 @@
     });
     // Focus goes back where it was; if it was already lost (a clicked button was disabled while
     // pending), to the control that was used, or the card's first call control.
-    var target = state.focus || (lastAction && Date.now() - lastAction.at < 10000 ? lastAction : null);
-    if (focusLost() && target) {
-      var container = document.getElementById(target.container);
-      var el = container && ((target.key && container.querySelector(target.key)) ||
-        container.querySelector(".call-actions button:not([disabled])") ||
-        container.querySelector("button:not([disabled])"));
-      if (el) { el.focus(); }
+    var target = state.focus || recentAction();
+    var container = target && document.getElementById(target.container);
+    if (focusLost() && container) {
+      var el = target.key && container.querySelector(target.key);
+      // A control still waiting disabled for its push keeps the agent's place: that push restores it.
+      if (!el || !el.disabled) {
+        if (el) { el.focus(); }  // fails when it is hidden, in a disclosure the push closed
+        var first = focusLost() && firstControl(container);
+        if (first) { first.focus(); }
+      }
+    }
+    // The card went away: the next card (else the one before), else the dial pad.
+    if (focusLost() && target && !container) {
+      focusNear(state.order, target.container);
     }
   }
   document.addEventListener("htmx:wsBeforeMessage", function () { saved = rememberUi(); });
   document.addEventListener("htmx:wsAfterMessage", function () {
+    placeConsults();
     restoreUi(saved);
     saved = null;
+    syncSent();
     applyLink();
     syncCards();
     tick();
   });
 
   // -- requests: pending until the push arrives; refusals leave the card as it is -----------------
+  function sendsDtmf(elt) { return !!(elt.closest && elt.closest('form[data-operation="SendDtmf"]')); }
+  function refocus(elt) {
+    var control = elt.matches("form") ? elt.querySelector("button[type=submit]") : elt;
+    if (focusLost() && control && !control.disabled) { control.focus(); }
+  }
   document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail.elt, container = elt.closest(".call-card, #agent-state");
     if (container) {
       var control = elt.matches("form") ? elt.querySelector("button[type=submit]") : elt;
       lastAction = { container: container.id, key: control ? focusKey(control) : null, at: Date.now() };
     }
-    var details = elt.matches("form") && elt.closest("details");
+    // A sent transfer or data form closes with its push; the keypad stays open for the next digits.
+    var details = elt.matches("form") && !sendsDtmf(elt) && elt.closest("details");
     if (details) { details.dataset.submitted = "1"; }
+    // The DtmfSent push often re-renders the card before the answer comes, and htmx then tells only
+    // the detached element: listen on the element itself.
+    if (sendsDtmf(elt)) {
+      var done = function (answer) {
+        if (answer.target !== elt) { return; }  // a key's request, bubbling up to its form
+        elt.removeEventListener("htmx:afterRequest", done);
+        var xhr = answer.detail.xhr;
+        dtmfDone(elt, !!xhr && xhr.status === 204, answer.detail.requestConfig);
+      };
+      elt.addEventListener("htmx:afterRequest", done);
+    }
   });
   document.addEventListener("htmx:afterRequest", function (event) {
-    var elt = event.detail.elt, xhr = event.detail.xhr;
+    // The element that sent the request, even when a push re-rendered its card meanwhile (htmx then
+    // reports the event on an ancestor that is still on the page).
+    var config = event.detail.requestConfig, elt = (config && config.elt) || event.detail.elt;
+    var xhr = event.detail.xhr, ok = !!xhr && xhr.status === 204;
+    if (sendsDtmf(elt)) { return; }  // its own listener, set before the request, handles it
     if (!document.contains(elt)) { return; }  // already re-rendered by a push
     var details = elt.matches("form") && elt.closest("details");
-    if (!xhr || xhr.status !== 204) {
+    if (!ok) {
       if (details) { delete details.dataset.submitted; }
+      refocus(elt);  // htmx re-enabled the control it disabled during the request
       return;
     }
-    if (elt.id === "dial") { elt.reset(); return; }
-    if (!elt.closest(".call-card, #agent-state")) { return; }
+    if (elt.id === "dial") {
+      elt.reset();
+      if (focusLost()) { document.getElementById("dial-destination").focus(); }
+      return;
+    }
+    if (!elt.closest(".call-card, #agent-state")) { refocus(elt); return; }
     var button = elt.matches("form") ? elt.querySelector("button[type=submit]") : elt;
     if (!button) { return; }
     button.disabled = true;
@@ -302,11 +400,79 @@
       button.disabled = false;
       button.classList.remove("is-pending");
       button.removeAttribute("aria-busy");
+      if (focusLost()) { button.focus(); }  // no push came: the agent may try again from here
     }, PENDING_MS);
   });
 
-  // -- toasts: dismissable, gone after a while unless the agent is reading them -------------------
+  // -- the card's keypad: each key goes out as it is pressed --------------------------------------
+  // One SendDtmf per key, in the order pressed and one request at a time, so an IVR hears each digit
+  // when the agent presses it. The pad stays open, and "Sent:" shows what went out on the call (kept
+  // here, as the Voice API does not say it again, and put back when a push re-renders the card).
+  var dtmfSent = {}, keyQueue = Promise.resolve(), presses = 0;
+  function showSent(card) {
+    var line = card.querySelector("[data-dtmf-sent]"), out = line && line.querySelector("[data-dtmf-sent-digits]");
+    if (!out) { return; }
+    var digits = dtmfSent[card.id] || "";
+    if (out.textContent !== digits) { out.textContent = digits; }
+    line.hidden = !digits;
+  }
+  function syncSent() {
+    var present = {};
+    cards().forEach(function (card) { present[card.id] = true; showSent(card); });
+    Object.keys(dtmfSent).forEach(function (id) { if (!present[id]) { delete dtmfSent[id]; } });
+  }
+  function sendKey(key) {
+    var cardId = key.closest(".call-card").id, digit = key.dataset.key;
+    var path = key.closest("form").getAttribute("hx-post");
+    // Unique per press: the desk takes two identical requests in a row for a double click, and an
+    // IVR menu may well want "1" twice.
+    presses += 1;
+    var press = Date.now().toString(36) + "." + presses;
+    keyQueue = keyQueue.then(function () {
+      var card = document.getElementById(cardId);  // a push may have re-rendered it meanwhile
+      var source = card && card.querySelector('form[data-operation="SendDtmf"] .keypad [data-key="' + digit + '"]');
+      if (!source) { return null; }  // the call ended or no longer takes digits
+      var sent = htmx.ajax("POST", path, {
+        source: source, swap: "none", values: { operation: "SendDtmf", digits: digit, press: press },
+      });
+      var late = new Promise(function (resolve) { setTimeout(resolve, PENDING_MS); });
+      return Promise.race([sent, late]).catch(function () { /* a toast or the banner says why */ });
+    });
+  }
+  function dtmfDone(elt, ok, config) {
+    var sentFrom = elt.closest(".call-card");
+    if (!sentFrom) { return; }
+    var digits = (config && config.formData && config.formData.get("digits")) || "";
+    var card = document.getElementById(sentFrom.id);
+    if (ok && digits) {
+      dtmfSent[sentFrom.id] = (dtmfSent[sentFrom.id] || "") + digits;
+      if (card) { showSent(card); }
+    }
+    if (!card) { return; }
+    if (elt.matches("form")) {
+      var input = card.querySelector('form[data-operation="SendDtmf"] [name="digits"]');
+      if (ok && input && input.value === digits) { input.value = ""; }
+      if (input && focusLost()) { input.focus(); }
+    } else if (focusLost()) {
+      var again = card.querySelector('.keypad [data-key="' + elt.dataset.key + '"]');
+      if (again) { again.focus(); }
+    }
+  }
+
+  // -- toasts: dismissable, gone after a while unless the agent is reading them or they stay ------
+  // A toast with data-notify (a missed call) also raises a browser notification while the tab is
+  // hidden; a sticky one stays until the agent dismisses it.
+  function notifyToast(toast) {
+    if (!toast.dataset.notify || !document.hidden || !("Notification" in window)) { return; }
+    if (Notification.permission !== "granted") { return; }
+    try {
+      var note = new Notification(toast.dataset.notify, { body: toast.textContent.trim(), tag: toast.id || undefined });
+      note.onclick = function () { window.focus(); note.close(); };
+    } catch (error) { /* some browsers allow notifications from a service worker only */ }
+  }
   function expire(toast) {
+    notifyToast(toast);
+    if (toast.classList.contains("sticky")) { return; }
     setTimeout(function () {
       if (!document.contains(toast)) { return; }
       if (toast.matches(":hover, :focus-within")) { expire(toast); return; }
@@ -328,8 +494,13 @@
   document.addEventListener("click", function (event) {
     var target = event.target;
     var dismiss = target.closest("[data-dismiss-toast]");
-    if (dismiss) { dismiss.closest(".toast").remove(); return; }
+    if (dismiss) {
+      dismiss.closest(".toast").remove();
+      if (focusLost()) { focusNear([], ""); }
+      return;
+    }
     var key = target.closest(".keypad [data-key]");
+    if (key && key.dataset.key !== "Backspace" && sendsDtmf(key)) { sendKey(key); return; }
     if (key) {
       var input = document.getElementById(key.closest(".keypad").dataset.keypadFor);
       if (input) {
@@ -346,9 +517,12 @@
   function openShortcuts() {
     if (shortcutsDialog && !shortcutsDialog.open) { shortcutsDialog.showModal(); }
   }
+  // The dial pad is where focus goes when the last call ends. No phone number starts with a letter,
+  // so a letter typed into the empty dial pad is still a shortcut (r for Ready, w for after-call work).
+  function typing(el) { return isEditable(el) && !(el.id === "dial-destination" && !el.value); }
   document.addEventListener("keydown", function (event) {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || event.repeat) { return; }
-    if (isEditable(event.target) || document.querySelector("dialog[open]")) { return; }
+    if (typing(event.target) || document.querySelector("dialog[open]")) { return; }
     var key = event.key;
     if (key === "?") { event.preventDefault(); openShortcuts(); return; }
     if (!/^[a-z]$/.test(key)) { return; }
@@ -376,6 +550,7 @@
     }
   });
 
+  placeConsults();
   applyLink();
   syncCards();
   tick();

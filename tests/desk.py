@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import re
+from importlib import import_module
 from typing import Any
 
 import httpx
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import ApplicationCommunicator, WebsocketCommunicator
-from django.contrib.auth import get_user_model
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.sessions.backends.base import SessionBase
 from django.test import AsyncClient
 
 from calls import actions
@@ -77,6 +80,17 @@ class RunningWorker:
         self.communicator = None
 
 
+@sync_to_async
+def _signed_in_session(user: AbstractBaseUser) -> SessionBase:
+    """A desk session of ``user``, as signing in makes one (without the sign-in's audit row)."""
+    session: SessionBase = import_module(settings.SESSION_ENGINE).SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    return session
+
+
 class Desk:
     """One desktop tab: a WebSocket of the desk, with what it has been sent."""
 
@@ -88,6 +102,8 @@ class Desk:
         self.received: list[str] = []
 
     async def open(self) -> str:
+        # A desk socket belongs to a signed-in desk session, as the browser's does.
+        self.socket.scope["session"] = await _signed_in_session(self.user)
         connected, _ = await self.socket.connect()
         assert connected
         snapshot = await self.socket.receive_from(timeout=5)

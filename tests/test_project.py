@@ -143,12 +143,15 @@ async def test_the_embedded_simulator_is_built_from_the_factory_setting(settings
     settings.SIMULATOR_ASGI_FACTORY = "tests.test_project.fake_simulator_factory"
     settings.SIMULATOR_CONTROL_ENABLED = True
     settings.SIMULATOR_ANSWER_DELAY_MS = 250
+    settings.SIMULATOR_CONTROL_TOKEN = "control-token"
     simulator_builds.clear()
 
     response = await request(build_http_app(RecordingApp("django")), "/sim/genesys/api/v2/me")
 
     assert response["body"] == b"simulator"
-    assert simulator_builds == [{"prefix": "/sim", "control_enabled": True, "answer_delay_ms": 250}]
+    assert simulator_builds == [
+        {"prefix": "/sim", "control_enabled": True, "answer_delay_ms": 250, "control_token": "control-token"}
+    ]
 
 
 async def test_without_the_simulator_sim_paths_reach_django(settings: Any) -> None:

@@ -9,6 +9,7 @@ Reads are retried (tenacity); an operation is never sent twice.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,9 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from calls.voice import (
     CALL_OPERATIONS,
+    MAX_CALL_TYPE,
+    MAX_DNIS,
+    MAX_REASON,
     AgentState,
     AgentStateChanged,
     Call,
@@ -31,9 +35,13 @@ from calls.voice import (
     Reconnecting,
     Resynced,
     Server,
+    SignInRefused,
     Unavailable,
     VoiceApiError,
     VoiceBackend,
+    storable_call_id,
+    storable_text,
+    storable_user_data,
 )
 from calls.voice import Agent as AgentIdentity
 
@@ -49,42 +57,49 @@ CALL_STATES = ("Ringing", "Dialing", "Established", "Held", "Released")
 
 
 def _text(value: Any, default: str = "") -> str:
-    return value if isinstance(value, str) else default
+    """A string of the vendor's JSON, as the desk may store it (``calls.voice.storable_text``)."""
+    return storable_text(value) if isinstance(value, str) else default
 
 
 def parse_call(raw: Any) -> Call:
-    """A GWS call resource as our ``Call``; raises ``MalformedNotification`` when it is not one."""
-    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
-        raise MalformedNotification("call resource without an id")
+    """A GWS call resource as our ``Call``; raises ``MalformedNotification`` when it is not one.
+    Every string it keeps is storable, and so is its attached data (NaN and Infinity become text)."""
+    raw_id = raw.get("id") if isinstance(raw, dict) else None
+    call_id = storable_call_id(raw_id) if isinstance(raw_id, str) else ""
+    if not isinstance(raw, dict) or not call_id:
+        raise MalformedNotification("call resource without a usable id")
     state = raw.get("state")
     if state not in CALL_STATES:
-        raise MalformedNotification(f"call {raw['id']} has an unknown state")
+        raise MalformedNotification(f"call {call_id!r} has an unknown state")
     participants = raw.get("participants") or []
     numbers: list[str] = []
     for party in participants if isinstance(participants, list) else []:
         if isinstance(party, dict):
             numbers.append(_text(party.get("phoneNumber")) or _text(party.get("digits")))
-        elif isinstance(party, str):
-            numbers.append(party)
+        else:
+            numbers.append(_text(party))
     capabilities = raw.get("capabilities") or []
     if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
-        raise MalformedNotification(f"call {raw['id']} has malformed capabilities")
+        raise MalformedNotification(f"call {call_id!r} has malformed capabilities")
     user_data = raw.get("userData") or {}
     if not isinstance(user_data, dict):
-        raise MalformedNotification(f"call {raw['id']} has malformed userData")
-    parent_uri = _text(raw.get("parentCallUri"))
+        raise MalformedNotification(f"call {call_id!r} has malformed userData")
+    parent_uri = raw.get("parentCallUri")
+    parent_id = ""
+    if isinstance(parent_uri, str) and parent_uri:
+        parent_id = storable_call_id(parent_uri.rstrip("/").rsplit("/", 1)[-1])
     duration = _text(raw.get("duration"), "0")
     return Call(
-        id=raw["id"],
+        id=call_id,
         state=state,
-        call_type=_text(raw.get("callType"), "Internal"),
+        call_type=_text(raw.get("callType"), "Internal")[:MAX_CALL_TYPE],
         participants=tuple(n for n in numbers if n),
         capabilities=tuple(c for c in capabilities if c in CALL_OPERATIONS),
-        parent_id=parent_uri.rstrip("/").rsplit("/", 1)[-1] if parent_uri else None,
-        user_data={str(k): v if isinstance(v, str | int | float) else str(v) for k, v in user_data.items()},
-        duration=int(duration) if duration.isdigit() else 0,
+        parent_id=parent_id or None,
+        user_data=storable_user_data(user_data),
+        duration=int(duration) if duration.isascii() and duration.isdigit() else 0,
         muted=raw.get("mute") == "On",
-        dnis=_text(raw.get("dnis")),
+        dnis=_text(raw.get("dnis"))[:MAX_DNIS],
     )
 
 
@@ -102,7 +117,8 @@ def parse_agent_state(device: Any) -> AgentState:
     if state not in ("Ready", "NotReady", "AfterCallWork"):
         state = "NotReady"
     return AgentState(
-        state=state, reason=_text(user_state.get("reason")) or _text(user_state.get("reasonCode"))
+        state=state,
+        reason=(_text(user_state.get("reason")) or _text(user_state.get("reasonCode")))[:MAX_REASON],
     )
 
 
@@ -111,7 +127,12 @@ def parse_message(channel: str, data: Any) -> Event | None:
     if not isinstance(data, dict):
         raise MalformedNotification(f"message on {channel} has no data object")
     if channel == CALLS_CHANNEL and data.get("messageType") == "CallStateChangeMessage":
-        return CallChanged(parse_call(data.get("call")))
+        call = parse_call(data.get("call"))
+        extensions = data.get("extensions")
+        wrap_up = extensions.get("WrapUpTime") if isinstance(extensions, dict) else None
+        if isinstance(wrap_up, int) and not isinstance(wrap_up, bool) and 0 < wrap_up <= 86400:
+            call = dataclasses.replace(call, wrap_up_seconds=wrap_up)
+        return CallChanged(call)
     if channel == DEVICES_CHANNEL and data.get("messageType") == "DeviceStateChangeMessage":
         devices = data.get("devices")
         if not isinstance(devices, list) or not devices:
@@ -216,7 +237,10 @@ class GenesysBackend(VoiceBackend):
         except httpx.HTTPError as exc:
             raise http.unreachable(exc) from exc
         self._remember(response)
-        payload = self._payload(response)
+        try:
+            payload = self._payload(response)
+        except CredentialsRefused as exc:
+            raise SignInRefused(exc.message, code=exc.code) from exc
         user = payload.get("user")
         devices = user.get("devices") if isinstance(user, dict) else None
         if not isinstance(devices, list):
@@ -240,12 +264,13 @@ class GenesysBackend(VoiceBackend):
             yield self._events(stream)
 
     async def _events(self, stream: NotificationStream) -> AsyncIterator[Event]:
-        yield await self._resync()
+        yield await self.resync()
         async for channel, data in stream:
             if (channel, data) == RECONNECTING:
                 yield Reconnecting()
+                await self._check_session()
             elif (channel, data) == RESYNC:
-                yield await self._resync()
+                yield await self.resync()
             else:
                 event = self.event_of(channel, data)
                 if event is not None:
@@ -259,7 +284,18 @@ class GenesysBackend(VoiceBackend):
             log.warning("skipped a malformed notification for %s: %s", self.agent.username, exc)
             return None
 
-    async def _resync(self) -> Resynced:
+    async def _check_session(self) -> None:
+        """While CometD reconnects: a server that forgot the HTTP session (a restart) refuses the
+        handshakes until aiocometd gives up; find out at once, so the owner signs in again now.
+        An unreachable server is left to aiocometd's own retries."""
+        try:
+            await self._request("GET", "/me")
+        except CredentialsRefused:
+            raise
+        except Unavailable:
+            pass
+
+    async def resync(self) -> Resynced:
         payload = await self._read("/me/calls", fields="*")
         raw_calls = payload.get("calls")
         if not isinstance(raw_calls, list):

@@ -27,8 +27,9 @@ from typing import Any
 
 import httpx
 
-from calls.voice import Agent as AgentIdentity
 from calls.voice import (
+    MAX_DNIS,
+    MAX_REASON,
     AgentState,
     AgentStateChanged,
     Call,
@@ -40,10 +41,14 @@ from calls.voice import (
     Observation,
     Resynced,
     Server,
+    SignInRefused,
     Unavailable,
     VoiceApiError,
     VoiceBackend,
+    storable_call_id,
+    storable_text,
 )
+from calls.voice import Agent as AgentIdentity
 
 from . import http
 
@@ -94,6 +99,8 @@ RETCODES = {
     "200-023": "That party could not be dropped from the call",
     "200-024": "That party could not be dropped from the call",
 }
+# Sign-in refusals that another attempt with the same agent ID and password would only repeat.
+SIGN_IN_REFUSED = frozenset({"100-004", "100-017", "100-020", "110-016", "110-021"})
 SESSION_LOST = frozenset({"100-006", "000-003", "105-005", "105-006", "105-007"})
 
 # AgentEvent_* whose content is the callid of a call that is over for this agent.
@@ -156,18 +163,25 @@ class HuaweiCall:
 
 
 def _text(value: Any) -> str:
+    """A string (or a whole number) of the gateway's JSON, as the desk may store it; anything else,
+    NaN and Infinity included, is no text at all."""
     if isinstance(value, str):
-        return value
+        return storable_text(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return ""
 
 
 def _callid(content: Any) -> str:
-    """The callid of an event whose content is a string or an object naming it."""
-    if isinstance(content, dict):
-        return _text(content.get("callid")) or _text(content.get("callId"))
-    return _text(content)
+    """The callid of an event whose content is a string or an object naming it; none when it is not
+    one the desk can keep (``calls.voice.storable_call_id``)."""
+    values = [content.get("callid"), content.get("callId")] if isinstance(content, dict) else [content]
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and value:
+            return storable_call_id(value)
+    return ""
 
 
 class HuaweiBackend(VoiceBackend):
@@ -264,6 +278,8 @@ class HuaweiBackend(VoiceBackend):
         try:
             _, response = await self._request("PUT", path, body=body, authenticated=False)
         except VoiceApiError as exc:
+            if exc.code in SIGN_IN_REFUSED:
+                raise SignInRefused(exc.message, code=exc.code) from exc
             if exc.code != "100-002":
                 raise
             # Signed in already: by this desk's previous owner of the session (a worker that died),
@@ -313,7 +329,7 @@ class HuaweiBackend(VoiceBackend):
             if not self._announced:
                 self._announced = True
                 yield CredentialsChanged(dict(self.credentials))
-                yield await self._resync()
+                yield await self.resync()
                 continue
             try:
                 raw, response = await self._request(
@@ -331,7 +347,7 @@ class HuaweiBackend(VoiceBackend):
             for event in self._translate(raw):
                 yield event
 
-    async def _resync(self) -> Resynced:
+    async def resync(self) -> Resynced:
         """The gateway's truth: the agent's state, its call ids, which are held and which rings."""
         base = f"/calldata/{self.agent_id}"
         status, _ = await self._request("GET", f"/onlineagent/{self.agent_id}/agentstatus")
@@ -350,7 +366,7 @@ class HuaweiBackend(VoiceBackend):
         ringing = await self._optional(f"{base}/callinfobeforeanswer", "200-002")
         ringing_id = _callid(ringing) if isinstance(ringing, dict) else ""
         known, self.calls = self.calls, {}
-        for call_id in [_text(i) for i in ids] if isinstance(ids, list) else []:
+        for call_id in [_callid(i) for i in ids] if isinstance(ids, list) else []:
             if not call_id:
                 continue
             call = known.get(call_id)
@@ -415,7 +431,7 @@ class HuaweiBackend(VoiceBackend):
                 feature, "Internal" if _text(content.get("otherPhoneWorkno")) else "Outbound"
             ),
             parties=[other] if other else [],
-            dnis=_text(content.get("called")) or other,
+            dnis=(_text(content.get("called")) or other)[:MAX_DNIS],
         )
         for name, value in self._pending.pop(call_id, {}).items():
             setattr(call, name, value)
@@ -428,7 +444,7 @@ class HuaweiBackend(VoiceBackend):
         if kind in READY_EVENTS:
             return self._agent(AgentState("Ready"))
         if kind == "AgentState_SetNotReady_Success":
-            return self._agent(AgentState("NotReady", _text(details.get("reason"))))
+            return self._agent(AgentState("NotReady", _text(details.get("reason"))[:MAX_REASON]))
         if kind == "AgentState_Force_SetNotReady":
             return self._agent(AgentState("NotReady"))
         if kind == "AgentState_SetRest_Success":
@@ -545,7 +561,7 @@ class HuaweiBackend(VoiceBackend):
             await self._request("POST", f"{base}/sayfree")
         elif state == "NotReady":
             # The gateway's busy reasons are numbers from 200 to 250; any other reason goes without.
-            code = reason if reason.isdigit() and 200 <= int(reason) <= 250 else ""
+            code = reason if reason.isascii() and reason.isdigit() and 200 <= int(reason) <= 250 else ""
             await self._request("POST", f"{base}/saybusy", params={"reason": code} if code else None)
         elif state == "AfterCallWork":
             await self._request("POST", f"{base}/work")

@@ -55,7 +55,7 @@ async def test_seed_002_pushes_every_step_and_saves_state_and_history(
     await desk.until(card(call_id, "Held"))
     consult = await desk.until(r'data-state="Dialing"[^>]*data-call-type="Consult"|data-call-type="Consult"')
     consult_id = re.search(r'id="call-([^"]+)" class', consult).group(1)
-    assert f'hx-swap-oob="afterend:#call-{call_id}"' in consult
+    assert 'hx-swap-oob="beforeend:#calls"' in consult
     assert f'data-parent="{call_id}"' in consult and 'data-operation="CompleteTransfer"' in consult
     assert await live_calls(agent1) == {call_id: ("Held", ""), consult_id: ("Dialing", call_id)}
 

@@ -1,16 +1,20 @@
-"""Rate limits: a double click reaches the Voice API once, a storm of actions is slowed down, and a
-password guesser is locked out per username and address."""
+"""Rate limits: a double click reaches the Voice API once, a storm of actions is slowed down (and
+stays slowed down however many arrive at once), and password guessing is throttled per username,
+whatever the address, and per address, whatever the username."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib.auth import SESSION_KEY, get_user_model
-from django.test import Client
+from django.core.cache import cache
+from django.test import AsyncClient, Client
 
+from calls import ratelimit
 from calls.models import AgentLogin, AuditEntry
 from desktop.security import STORM_MESSAGE
 from tests.desk import RunningWorker, card, control, desk_client, ready_desk, switch_calls
@@ -128,35 +132,147 @@ async def test_a_storm_of_actions_is_answered_429_and_audited(settings: Any) -> 
     assert await audited("Dial") == [("refused", STORM_MESSAGE)]
 
 
+async def actions_at_once(client: Any, count: int, first: int = 0) -> list[int]:
+    """``count`` different actions (no two alike: none is a double click), all sent at once."""
+    answers = await asyncio.gather(
+        *(client.post("/agent/", {"operation": "Ready", "n": str(n)}) for n in range(first, first + count))
+    )
+    return [answer.status_code for answer in answers]
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_hundred_actions_at_once_against_30_in_10_seconds_admit_30(settings: Any) -> None:
+    settings.ACTION_RATE_LIMIT = "30/10"
+    user = await sync_to_async(User.objects.create_user)("agent9")  # no agent login: admitted ones get 403
+    client = await desk_client(user)
+
+    statuses = await actions_at_once(client, 100)
+
+    assert sorted(statuses) == [403] * 30 + [429] * 70
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_window_edge_does_not_double_the_limit(settings: Any) -> None:
+    """A burst late in one fixed window, another early in the next: less than a window apart, so a
+    sliding window admits the first burst only, and room comes back a whole window after it."""
+    settings.ACTION_RATE_LIMIT = "30/5"
+    user = await sync_to_async(User.objects.create_user)("agent9")
+    client = await desk_client(user)
+    await asyncio.sleep((1.5 - time.time() % 5) % 5)  # 1.5 s into a window of the wall clock
+    began = time.monotonic()
+
+    first = await actions_at_once(client, 30)
+    admitted_by = time.monotonic()
+    await asyncio.sleep(5 - time.time() % 5 + 0.05)  # just into the next one, 3.55 s later
+    second = await actions_at_once(client, 30, first=30)
+
+    assert time.monotonic() - began < 5, "too slow a machine for this test's timing"
+    assert first == [403] * 30
+    assert second == [429] * 30
+    await asyncio.sleep(admitted_by + 5.05 - time.monotonic())
+    assert await actions_at_once(client, 1, first=60) == [403]
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_the_limit_holds_across_processes_sharing_redis(settings: Any, redis_url: str) -> None:
+    settings.ACTION_RATE_LIMIT = "30/10"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": f"test-storm-{time.monotonic_ns()}",
+        }
+    }
+    user = await sync_to_async(User.objects.create_user)("agent9")
+    client = await desk_client(user)
+
+    statuses = await actions_at_once(client, 100)
+
+    assert sorted(statuses) == [403] * 30 + [429] * 70
+
+
 def log_in(client: Client, username: str, password: str, path: str = "/accounts/login/") -> Any:
     return client.post(path, {"username": username, "password": password})
 
 
 @pytest.mark.django_db
-def test_a_username_is_locked_out_from_an_address_after_too_many_failures(settings: Any) -> None:
+def test_a_username_is_throttled_from_every_address_with_a_wait_that_doubles(settings: Any) -> None:
     settings.LOGIN_FAILURE_LIMIT = "3/300"
     User.objects.create_user("agent9", password="Correct-Horse-9")
-    client = Client()
+    guesser, agent = Client(), Client(REMOTE_ADDR="10.0.0.7")
     for _ in range(3):
-        assert log_in(client, "agent9", "guess").status_code == 200
+        assert log_in(guesser, "agent9", "guess").status_code == 200
 
-    locked = log_in(client, "agent9", "Correct-Horse-9")
+    # The right password, from another address, waits too: the name is throttled, not the pair.
+    throttled = log_in(agent, "agent9", "Correct-Horse-9")
 
-    assert locked.status_code == 429
-    assert locked.headers["Retry-After"] == "300"
-    assert "Too many failed sign-ins" in locked.content.decode()
-    assert SESSION_KEY not in client.session
-    assert log_in(client, "AGENT9", "guess").status_code == 429  # not a way round it
+    assert throttled.status_code == 429
+    assert throttled.headers["Retry-After"] == "1"
+    assert "Too many failed sign-ins for this username. Try again in 1 second" in throttled.content.decode()
+    assert SESSION_KEY not in agent.session
+    assert log_in(Client(REMOTE_ADDR="10.9.9.9"), "AGENT9", "guess").status_code == 429  # not a way round
+    assert log_in(Client(), "agent9", "Correct-Horse-9", "/admin/login/").status_code == 429  # the same door
+
+    time.sleep(1.05)
+    assert log_in(guesser, "agent9", "guess").status_code == 200  # checked, and wrong: the wait doubles
+    assert log_in(agent, "agent9", "Correct-Horse-9").headers["Retry-After"] == "2"
+    time.sleep(2.05)
+    assert log_in(agent, "agent9", "Correct-Horse-9").status_code == 302  # the real user waited seconds
+
+    refusal = "refused without checking the password: too many failed sign-ins for this username"
     assert list(AuditEntry.objects.order_by("id").values_list("result", "message"))[2:] == [
-        ("refused", "wrong username or password; further attempts refused for 5 min"),
-        ("refused", "refused without checking the password: too many failed sign-ins"),
-        ("refused", "refused without checking the password: too many failed sign-ins"),
+        ("refused", "wrong username or password; the next attempt must wait 1 s"),
+        ("refused", refusal),
+        ("refused", refusal),
+        ("refused", refusal),
+        ("refused", "wrong username or password; the next attempt must wait 2 s"),
+        ("refused", refusal),
+        ("ok", "password"),
     ]
-    # The admin's form is the same door.
-    assert log_in(Client(), "agent9", "Correct-Horse-9", "/admin/login/").status_code == 429
-    # Another address is another count.
-    elsewhere = Client(REMOTE_ADDR="10.0.0.7")
-    assert log_in(elsewhere, "agent9", "Correct-Horse-9").status_code == 302
+
+
+@pytest.mark.django_db
+def test_the_wait_is_at_most_the_limits_seconds(settings: Any) -> None:
+    settings.LOGIN_FAILURE_LIMIT = "3/300"
+    attempts_key, _ = ratelimit._user_keys("agent9")
+    cache.set(attempts_key, 40)  # forty failures, from everywhere
+
+    assert log_in(Client(), "agent9", "guess").status_code == 200
+    assert log_in(Client(), "agent9", "guess").headers["Retry-After"] == "300"
+
+
+@pytest.mark.django_db
+def test_guesses_sent_together_are_checked_no_more_than_the_limit_allows(settings: Any) -> None:
+    settings.LOGIN_FAILURE_LIMIT = "3/300"
+
+    async def guesses() -> list[int]:
+        client = AsyncClient()
+        answers = await asyncio.gather(
+            *(client.post("/accounts/login/", {"username": "agent9", "password": f"g{i}"}) for i in range(20))
+        )
+        return [answer.status_code for answer in answers]
+
+    statuses = async_to_sync(guesses)()
+
+    assert sorted(statuses) == [200] * 3 + [429] * 17
+
+
+@pytest.mark.django_db
+def test_an_address_spraying_many_usernames_is_throttled(settings: Any) -> None:
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = "3/300"
+    User.objects.create_user("agent9", password="Correct-Horse-9")
+    sprayer = Client(REMOTE_ADDR="10.0.0.66")
+    for name in ("ada", "bob", "cy"):
+        assert log_in(sprayer, name, "Summer2026!").status_code == 200
+
+    throttled = log_in(sprayer, "dee", "Summer2026!")
+
+    assert throttled.status_code == 429
+    assert "Too many failed sign-ins from your address" in throttled.content.decode()
+    assert log_in(Client(REMOTE_ADDR="10.0.0.7"), "agent9", "Correct-Horse-9").status_code == 302
 
 
 @pytest.mark.django_db

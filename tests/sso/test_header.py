@@ -1,4 +1,5 @@
-"""Trusted-header SSO: the proxy's user header counts only from SSO_TRUSTED_PROXIES, and only when on.
+"""Trusted-header SSO: the proxy's user header counts only from SSO_TRUSTED_PROXIES, and only when on,
+on pages and on the desk's WebSocket alike.
 
 Django's test client goes through the synchronous middleware chain and its async client through
 the asynchronous one; the middleware has a path for each, so both are exercised.
@@ -10,10 +11,14 @@ import logging
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.test import AsyncClient, Client, RequestFactory
 
+from calls.models import AgentLogin, VoiceServer
+from desktop.asgi import application
 from desktop.sso import HeaderSsoBackend, HeaderSsoMiddleware
 
 User = get_user_model()
@@ -198,6 +203,69 @@ async def test_the_async_path_ignores_an_untrusted_address(
     assert any(
         "127.0.0.1" in record.getMessage() for record in caplog.records if record.name == "desktop.sso"
     )
+
+
+async def _desk_socket(cookie: str, client: str, *headers: tuple[bytes, bytes]) -> tuple[bool, Any]:
+    """Whether the desk's WebSocket takes ``cookie``'s session from the address ``client``."""
+    base = [
+        (b"origin", b"http://localhost"),
+        (b"host", b"localhost"),
+        (b"cookie", f"sessionid={cookie}".encode()),
+    ]
+    socket = WebsocketCommunicator(application, "/ws/desktop/", headers=[*base, *headers])
+    socket.scope["client"] = (client, 50000)
+    connected, code = await socket.connect()
+    await socket.disconnect()
+    return connected, code
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_header_session_works_on_the_websocket_only_through_the_trusted_proxy(
+    header_sso: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    @sync_to_async
+    def header_session() -> str:
+        user = User.objects.create_user("ada")
+        server = VoiceServer.objects.create(name="Nobody", base_url="http://127.0.0.1:9/genesys")
+        AgentLogin.objects.create(user=user, server=server, username="ada", password="x", dn="5009")
+        client = Client()
+        assert client.get("/", headers={"X-Remote-User": "ada"}, REMOTE_ADDR=PROXY).status_code == 200
+        return str(client.cookies["sessionid"].value)
+
+    cookie = await header_session()
+
+    with caplog.at_level(logging.WARNING, logger="desktop.sso"):
+        from_a_stranger = await _desk_socket(cookie, STRANGER)
+        stranger_with_header = await _desk_socket(cookie, STRANGER, (b"x-remote-user", b"ada"))
+        proxy_without_header = await _desk_socket(cookie, PROXY)
+        proxy_naming_another = await _desk_socket(cookie, PROXY, (b"x-remote-user", b"bob"))
+    through_the_proxy = await _desk_socket(cookie, PROXY, (b"x-remote-user", b"ada"))
+
+    assert (
+        from_a_stranger
+        == stranger_with_header
+        == proxy_without_header
+        == proxy_naming_another
+        == (False, 4401)
+    )
+    assert through_the_proxy[0] is True
+    assert any(STRANGER in record.getMessage() for record in caplog.records if record.name == "desktop.sso")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_local_session_works_on_the_websocket_from_anywhere(header_sso: Any) -> None:
+    @sync_to_async
+    def local_session() -> str:
+        user = User.objects.create_user("ada", password="ada-local-password")
+        server = VoiceServer.objects.create(name="Nobody", base_url="http://127.0.0.1:9/genesys")
+        AgentLogin.objects.create(user=user, server=server, username="ada", password="x", dn="5009")
+        client = Client()
+        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        return str(client.cookies["sessionid"].value)
+
+    connected, _ = await _desk_socket(await local_session(), STRANGER)
+
+    assert connected
 
 
 def test_a_malformed_trusted_proxy_stops_the_desk_at_startup(header_sso: Any) -> None:

@@ -50,10 +50,17 @@ def test_single_sign_on_is_off_by_default() -> None:
     assert s["LOCAL_LOGIN_FOR_AGENTS"] is True
 
 
-def test_header_mode_trusts_only_loopback_unless_told_otherwise() -> None:
-    s = settings_for(SSO_HEADER="X-Remote-User")
+def test_header_mode_trusts_no_address_it_is_not_told_of() -> None:
+    result = load(SSO_HEADER="X-Remote-User")
 
-    assert s["SSO_TRUSTED_PROXIES"] == ["127.0.0.1/32", "::1/128"]
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SSO_HEADER='X-Remote-User' needs SSO_TRUSTED_PROXIES" in result.stderr
+
+
+def test_header_mode_puts_its_middleware_after_authentication() -> None:
+    s = settings_for(SSO_HEADER="X-Remote-User", SSO_TRUSTED_PROXIES="127.0.0.1/32")
+
+    assert s["SSO_TRUSTED_PROXIES"] == ["127.0.0.1/32"]
     assert s["SSO_CREATE_USERS"] is False
     middleware = s["MIDDLEWARE"]
     assert middleware[middleware.index(AUTH) + 1] == "desktop.sso.HeaderSsoMiddleware"

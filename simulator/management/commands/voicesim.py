@@ -10,10 +10,21 @@ from __future__ import annotations
 # Daphne installs Twisted's asyncio reactor on import; it must come before anything imports Twisted.
 from daphne.server import Server  # isort: skip
 
+import ipaddress
+import os
 from typing import Any
 
 from daphne.endpoints import build_endpoint_description_strings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Command(BaseCommand):
@@ -35,6 +46,12 @@ class Command(BaseCommand):
             "--no-control", dest="control_enabled", action="store_false", help="turn the control API off"
         )
         parser.add_argument(
+            "--control-token",
+            default=os.environ.get("SIMULATOR_CONTROL_TOKEN", ""),
+            help="the token the control API requires (Authorization: Bearer <token>); default "
+            "SIMULATOR_CONTROL_TOKEN. Needed to serve the control API beyond loopback",
+        )
+        parser.add_argument(
             "--answer-delay-ms",
             type=int,
             default=1500,
@@ -45,10 +62,17 @@ class Command(BaseCommand):
         from simulator.asgi import build_app
 
         host: str = options["host"]
+        token: str = options["control_token"]
+        if options["control_enabled"] and not token and not _loopback(host):
+            raise CommandError(
+                f"--host {host} serves the control API beyond this machine: give it a token "
+                "(--control-token or SIMULATOR_CONTROL_TOKEN), or turn it off (--no-control)"
+            )
         app = build_app(
             prefix=options["prefix"],
             control_enabled=options["control_enabled"],
             answer_delay_ms=options["answer_delay_ms"],
+            control_token=token,
         )
 
         def ready() -> None:

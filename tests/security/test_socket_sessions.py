@@ -1,0 +1,68 @@
+"""A desktop socket lives no longer than the desk session that opened it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.models import Session
+from django.test import Client
+from django.utils import timezone
+
+from calls import presence
+from calls.models import AgentLogin
+from desktop.asgi import application
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+async def open_socket(client: Client) -> WebsocketCommunicator:
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie)]
+    socket = WebsocketCommunicator(application, "/ws/desktop/", headers=headers)
+    connected, _ = await socket.connect()
+    assert connected
+    assert 'id="agent-state"' in await socket.receive_from(timeout=5)
+    return socket
+
+
+async def closed_with(socket: WebsocketCommunicator) -> int:
+    """The code the server closed the socket with, skipping whatever it pushed before."""
+    while True:
+        message: dict[str, Any] = await socket.receive_output(timeout=5)
+        if message["type"] == "websocket.close":
+            return int(message.get("code", 1000))
+
+
+@sync_to_async
+def signed_in(login: AgentLogin) -> Client:
+    client = Client()
+    client.force_login(login.user)
+    return client
+
+
+async def test_signing_out_closes_the_sockets_of_that_session_only(agent1: AgentLogin) -> None:
+    leaving = await signed_in(agent1)
+    staying = await signed_in(agent1)
+    closing = await open_socket(leaving)
+    other = await open_socket(staying)
+
+    await sync_to_async(leaving.post)("/accounts/logout/")
+
+    assert await closed_with(closing) == 4401
+    assert await other.receive_nothing(timeout=0.5)
+    await other.disconnect()
+
+
+async def test_a_socket_whose_session_expired_is_closed_at_the_next_check(
+    agent1: AgentLogin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(presence, "TAB_ALIVE_SECONDS", 0.2)
+    client = await signed_in(agent1)
+    socket = await open_socket(client)
+
+    await sync_to_async(Session.objects.update)(expire_date=timezone.now())
+
+    assert await closed_with(socket) == 4401
