@@ -62,6 +62,7 @@ class Presence:
         self.live: set[str] = set()
         self.tabs: dict[str, float] = {}
         self.tabless_since: float | None = time.monotonic()
+        self.tab_seen = False
         self._wrap_up: asyncio.Task[None] | None = None
 
     def close(self) -> None:
@@ -115,6 +116,7 @@ class Presence:
         else:
             self.tabs[tab] = time.monotonic()
             self.tabless_since = None
+            self.tab_seen = True
 
     async def tick(self) -> None:
         """Called every few seconds: notice a desk left without any tab."""
@@ -126,8 +128,10 @@ class Presence:
             return
         if self.tabless_since is None:
             self.tabless_since = now
-        # Never sooner than a tab of a session just started has had the time to say it is there.
-        grace = desk_closed_grace_seconds() and max(desk_closed_grace_seconds(), alive)
+        grace = desk_closed_grace_seconds()
+        if not self.tab_seen:
+            # A session just started: give its tabs the time to say they are there.
+            grace = grace and max(grace, alive)
         if grace and now - self.tabless_since >= grace and self.state.state == "Ready":
             await self._act(AgentState("NotReady", DESK_CLOSED_REASON), "no desk tab was open")
 

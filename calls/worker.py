@@ -271,6 +271,9 @@ class AgentSession:
             except OSError as exc:
                 await self.failed(f"{type(exc).__name__}: {exc}", "The Voice API cannot be reached.")
             except Exception as exc:
+                if self.stopping:
+                    # A cancellation that came back from a library as another exception.
+                    raise asyncio.CancelledError from exc
                 log.exception("session of login %s failed unexpectedly", self.login_id)
                 await self.failed(
                     type(exc).__name__, "The session failed unexpectedly; it is starting again."

@@ -83,12 +83,39 @@ def build_http_app(django_app: ASGIApp) -> ASGIApp:
     return app
 
 
+class SameOriginValidator:
+    """A WebSocket is accepted only from a page of this very desk: its ``Origin`` must equal the
+    scheme, host and port the socket was opened on (or be one of ``CSRF_TRUSTED_ORIGINS``), as
+    CSRF checks pages. Channels' own validator compares host names only."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if headers.get("origin", "") not in self.allowed(scope, headers):
+            await send({"type": "websocket.close", "code": 4403})
+            return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def allowed(scope: Scope, headers: dict[str, str]) -> set[str]:
+        secure = scope.get("scheme") == "wss"
+        proxy = settings.SECURE_PROXY_SSL_HEADER
+        if proxy and headers.get(proxy[0].removeprefix("HTTP_").replace("_", "-").lower()) == proxy[1]:
+            secure = True
+        own = f"{'https' if secure else 'http'}://{headers.get('host', '')}"
+        return {own, *settings.CSRF_TRUSTED_ORIGINS}
+
+
 application = ProtocolTypeRouter(
     {
         "http": build_http_app(django_asgi_app),
         # The origin, the session, then the trusted-proxy rule of header SSO, as pages have it.
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(HeaderSsoWebSocketMiddleware(URLRouter(websocket_urlpatterns)))
+            SameOriginValidator(
+                AuthMiddlewareStack(HeaderSsoWebSocketMiddleware(URLRouter(websocket_urlpatterns)))
+            )
         ),
         "channel": ChannelNameRouter(channel_routes),
     }

@@ -121,6 +121,13 @@ class NotificationStream:
             self._queue.put_nowait(StreamLost(f"CometD stream ended: {exc!r}"))
 
     async def _close_quietly(self) -> None:
+        # aiocometd's done-callback on its connect task reads the result of the task it cancels on
+        # close, and the CancelledError (a BaseException) escapes it as an ERROR with a traceback
+        # on every sign-out: the task is stopped on purpose here, so nobody need read it.
+        transport = getattr(self._client, "_transport", None)
+        task = getattr(transport, "_connect_task", None)
+        if transport is not None and isinstance(task, asyncio.Future) and not task.done():
+            task.remove_done_callback(transport._connect_done)
         # Closing sends a disconnect, which aiocometd retries while the server is down: bound it,
         # so a session (and a worker draining on SIGTERM) never waits on a dead server.
         with contextlib.suppress(AiocometdException, OSError, TimeoutError):

@@ -9,6 +9,7 @@ contradicts it, or a change no notification announced.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -293,4 +294,20 @@ async def test_after_call_work_starts_when_the_last_call_ends_and_ends_at_the_li
     assert (await agent_on_switch(simulator, "agent1"))["state"] == "AfterCallWork"
     await desk.until(r'id="agent-state"[^>]*data-state="Ready"', wait=5)
     assert (await agent_on_switch(simulator, "agent1"))["state"] == "Ready"
+    await desk.close()
+
+
+async def test_ending_a_session_logs_no_error(
+    simulator: str, agent1: AgentLogin, worker: RunningWorker, caplog: pytest.LogCaptureFixture
+) -> None:
+    desk = await ready_desk(agent1)
+    caplog.set_level(logging.WARNING)
+
+    client = await desk_client(agent1.user)
+    await client.post("/accounts/logout/")
+    await eventually(lambda: _state_is(simulator, "agent1", "LoggedOut"))
+    await desk.until(r'id="connection"[^>]*data-status="offline"')
+    await asyncio.sleep(0.5)
+
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     await desk.close()

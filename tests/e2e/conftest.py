@@ -40,6 +40,9 @@ def desk_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "DATABASE_URL": f"sqlite:///{directory / 'e2e.sqlite3'}",
         "SIMULATOR_ANSWER_DELAY_MS": "0",
         "SIMULATOR_ENABLED": "1",
+        # Short enough for a test to watch an empty chair or a missed call happen.
+        "DESK_CLOSED_GRACE_SECONDS": "3",
+        "MISSED_CALL_RING_SECONDS": "1",
     }
     env.pop("REDIS_URL", None)  # one process: the in-memory layer and the in-process worker
     port = free_port()

@@ -66,3 +66,44 @@ async def test_a_socket_whose_session_expired_is_closed_at_the_next_check(
     await sync_to_async(Session.objects.update)(expire_date=timezone.now())
 
     assert await closed_with(socket) == 4401
+
+
+@pytest.mark.parametrize(
+    ("origin", "accepted"),
+    [
+        ("http://localhost:8000", True),
+        ("http://localhost:9999", False),
+        ("https://localhost:8000", False),
+        ("http://localhost", False),
+    ],
+)
+async def test_a_socket_is_accepted_only_from_the_desks_own_scheme_host_and_port(
+    agent1: AgentLogin, origin: str, accepted: bool
+) -> None:
+    client = await signed_in(agent1)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    headers = [(b"origin", origin.encode()), (b"host", b"localhost:8000"), (b"cookie", cookie)]
+    socket = WebsocketCommunicator(application, "/ws/desktop/", headers=headers)
+
+    connected, _ = await socket.connect()
+
+    assert connected is accepted
+    await socket.disconnect()
+
+
+async def test_a_trusted_origin_behind_a_tls_proxy_is_accepted(agent1: AgentLogin, settings: Any) -> None:
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    client = await signed_in(agent1)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    headers = [
+        (b"origin", b"https://localhost"),
+        (b"host", b"localhost"),
+        (b"x-forwarded-proto", b"https"),
+        (b"cookie", cookie),
+    ]
+    socket = WebsocketCommunicator(application, "/ws/desktop/", headers=headers)
+
+    connected, _ = await socket.connect()
+
+    assert connected
+    await socket.disconnect()
