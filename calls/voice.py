@@ -74,6 +74,11 @@ class CredentialsRefused(VoiceApiError):
     """The Voice API no longer accepts the session's credentials: its owner must sign in again."""
 
 
+class RestartNow(VoiceApiError):
+    """The session must be opened again, and at once: the Voice API is fine, but the way to its
+    notifications is not (no backoff: nothing failed that waiting would help)."""
+
+
 class SignInRefused(VoiceApiError):
     """The Voice API refused the agent login's own user name or password: signing in again with the
     same ones would only fail again (and may lock the account), so nobody retries until they change."""

@@ -26,7 +26,7 @@ from typing import Any
 from channels.consumer import AsyncConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from . import audit, backends, fragments, services
@@ -44,6 +44,7 @@ from .voice import (
     Event,
     Observation,
     Reconnecting,
+    RestartNow,
     Resynced,
     SignInRefused,
     Unavailable,
@@ -61,6 +62,8 @@ COMMAND_TIMEOUT_SECONDS = 10.0
 WATCH_SECONDS = 5.0
 REFUSED_MESSAGE = "Your contact-center credentials were refused: ask your administrator."
 LEAVE_SECONDS = 5.0
+# Taking over a session just after its lease ran out, not just before (when the claim would fail).
+TAKEOVER_MARGIN_SECONDS = 0.05
 SESSION_ENDED_REASON = "Desk closed"
 
 
@@ -203,6 +206,27 @@ def wanted_logins() -> list[int]:
 
 
 @database_sync_to_async
+def taken_over(login_ids: list[int]) -> set[int]:
+    """Those of the logins another worker holds now."""
+    if not login_ids:
+        return set()
+    held = AgentLogin.objects.filter(pk__in=login_ids).exclude(worker__in=("", WORKER_ID))
+    return set(held.values_list("pk", flat=True))
+
+
+@database_sync_to_async
+def next_foreign_expiry() -> float | None:
+    """Seconds until the first lease another worker holds on a wanted session runs out, if any."""
+    now = timezone.now()
+    first = (
+        AgentLogin.objects.filter(enabled=True, wanted=True, user__is_active=True, lease_until__gt=now)
+        .exclude(worker=WORKER_ID)
+        .aggregate(first=Min("lease_until"))["first"]
+    )
+    return None if first is None else (first - now).total_seconds()
+
+
+@database_sync_to_async
 def set_wanted(login_id: int, wanted: bool) -> None:
     AgentLogin.objects.filter(pk=login_id).update(wanted=wanted)
 
@@ -260,6 +284,8 @@ class AgentSession:
                     raise
                 self._renewing = False
                 log.info("session of login %s signs in again: its credentials were refused", self.login_id)
+            except RestartNow as exc:
+                log.info("session of login %s opens again at once: %s", self.login_id, exc.message)
             except SignInRefused as exc:
                 # Trying again with the same password would only fail again, and may lock the account.
                 log.warning("login %s: the Voice API refused its credentials (%s)", self.login_id, exc.code)
@@ -533,28 +559,42 @@ class VoiceSessionsConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ha
             await session.leave(why)
         await self._end(login_id, why)
 
-    async def _end(self, login_id: int, why: str = "") -> None:
+    async def _end(self, login_id: int, why: str = "", *, announce: bool = True) -> None:
+        """Stop the session here. ``announce``: the agent's pages learn it is offline, unless
+        another worker has taken the session over (its status is that worker's to tell)."""
         session = self.sessions.pop(login_id, None)
         if session and session.task:
             session.stop()
             await settle([session.task])
         await release(login_id)
-        await services.set_connection(login_id, AgentLogin.OFFLINE, why)
+        if announce:
+            await services.set_connection(login_id, AgentLogin.OFFLINE, why)
 
     async def _reconcile_now(self, message: dict[str, Any]) -> None:
         """Renew our leases in one statement, end the sessions that lost theirs (no longer wanted,
         disabled, or taken over), and open every session that should exist and is not held elsewhere."""
         kept = await renew_leases(list(self.sessions))
-        for login_id in set(self.sessions) - kept:
-            await self._end(login_id)
+        lost = set(self.sessions) - kept
+        taken = await taken_over(list(lost))
+        for login_id in lost:
+            await self._end(login_id, announce=login_id not in taken)
         for login_id in await wanted_logins():
             if login_id not in self.sessions:
                 await self._ensure({"login": login_id})
 
     async def _reconcile_forever(self) -> None:
+        """Renew every third of a lease, and also the moment another worker's lease on a wanted
+        session runs out (that worker died): its agents are taken over at once, not a tick later."""
         interval = lease_seconds() / 3
         while True:
-            await asyncio.sleep(interval)
+            try:
+                expiry = await next_foreign_expiry()
+            except Exception:
+                log.exception("could not read when other workers' leases run out")
+                expiry = None
+            await asyncio.sleep(
+                min(interval, expiry + TAKEOVER_MARGIN_SECONDS) if expiry is not None else interval
+            )
             await self._guard(self._reconcile_now, {"type": "session.reconcile"})
 
     async def shutdown(self) -> None:

@@ -858,7 +858,7 @@ class HuaweiDialect:
             if session.closed:
                 self._drop(session)
                 raise Refusal(NOT_SIGNED_IN, f"Agent {session.login} is signed out")
-            superseded = await self._hold(session, self.timing.poll_wait_ms / 1000)
+            superseded = await self._hold(session, self.timing.poll_wait_ms / 1000, request)
             if session.gone:
                 raise Refusal(NOT_SIGNED_IN, f"Agent {session.login} is signed out")
         event = session.queue.popleft() if session.queue and not superseded else None
@@ -872,8 +872,9 @@ class HuaweiDialect:
                 headers["Set-GUID"] = f"JSESSIONID={session.guid}"
         return Response(body={"message": "", "retcode": OK, "event": event}, headers=headers)
 
-    async def _hold(self, session: Session, hold_s: float) -> bool:
-        """Wait for an event, the timeout or the session's end; True if a newer poll took over."""
+    async def _hold(self, session: Session, hold_s: float, request: Request) -> bool:
+        """Wait for an event, the timeout or the session's end; True if a newer poll took over or
+        the client went away (an event must not be handed to a connection nobody reads)."""
         loop = asyncio.get_running_loop()
         if session.waiter is not None:
             _settle(session.waiter, superseded=True)
@@ -881,9 +882,12 @@ class HuaweiDialect:
         session.waiter = waiter
         session.polling += 1
         timer = loop.call_later(hold_s, _settle, waiter)
+        gone = asyncio.ensure_future(request.gone())
+        gone.add_done_callback(lambda _: _settle(waiter, superseded=True))
         try:
             return await waiter
         finally:
+            gone.cancel()
             timer.cancel()
             session.polling -= 1
             session.seen = time.monotonic()

@@ -6,6 +6,7 @@ CometD long-polls are cheap coroutines and the simulator stays independent of th
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -67,6 +68,15 @@ class Request:
     host: str
     client: str = ""
     params: dict[str, str] = field(default_factory=dict)
+    receive: Callable[[], Awaitable[dict[str, Any]]] | None = None
+
+    async def gone(self) -> None:
+        """Returns once the client has gone away (a held poll's client that died, say)."""
+        if self.receive is None:
+            await asyncio.Event().wait()
+            return
+        while (await self.receive())["type"] != "http.disconnect":
+            pass
 
     @property
     def cookies(self) -> dict[str, str]:
@@ -175,6 +185,7 @@ async def read_request(
         scheme=scope.get("scheme", "http"),
         host=host,
         client=client[0] if client else "",
+        receive=receive,
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from aiocometd_noloop import Client, ConnectionType, Extension
 from aiocometd_noloop.exceptions import AiocometdException
 
-from calls.voice import Unavailable
+from calls.voice import RestartNow, Unavailable
 
 RESYNC = ("", None)
 RECONNECTING = ("", "reconnecting")
@@ -132,6 +132,15 @@ class NotificationStream:
         # so a session (and a worker draining on SIGTERM) never waits on a dead server.
         with contextlib.suppress(AiocometdException, OSError, TimeoutError):
             await asyncio.wait_for(self._client.close(), CLOSE_TIMEOUT_SECONDS)
+
+    @property
+    def reconnecting(self) -> bool:
+        """aiocometd is retrying: notifications may be missed until a connect succeeds."""
+        return bool(self._extension.degraded)
+
+    def abort(self, reason: str) -> None:
+        """End the stream now: its owner opens a new one (and resyncs) sooner than aiocometd would."""
+        self._queue.put_nowait(RestartNow(reason))
 
     def __aiter__(self) -> NotificationStream:
         return self

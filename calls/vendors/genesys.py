@@ -9,6 +9,7 @@ Reads are retried (tenacity); an operation is never sent twice.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
@@ -53,6 +54,10 @@ log = logging.getLogger("switchboard.genesys")
 API = "/api/v2"
 CALLS_CHANNEL = "/v2/me/calls"
 DEVICES_CHANNEL = "/v2/me/devices"
+# After CometD starts reconnecting: how long aiocometd gets on its own, and how often the Voice API
+# is asked whether it is back.
+RETURN_GRACE_SECONDS = 2.0
+RETURN_PROBE_SECONDS = 0.5
 CALL_STATES = ("Ringing", "Dialing", "Established", "Held", "Released")
 
 
@@ -265,16 +270,38 @@ class GenesysBackend(VoiceBackend):
 
     async def _events(self, stream: NotificationStream) -> AsyncIterator[Event]:
         yield await self.resync()
-        async for channel, data in stream:
-            if (channel, data) == RECONNECTING:
-                yield Reconnecting()
-                await self._check_session()
-            elif (channel, data) == RESYNC:
-                yield await self.resync()
-            else:
-                event = self.event_of(channel, data)
-                if event is not None:
-                    yield event
+        watch: asyncio.Task[None] | None = None
+        try:
+            async for channel, data in stream:
+                if (channel, data) == RECONNECTING:
+                    yield Reconnecting()
+                    await self._check_session()
+                    if watch is None or watch.done():
+                        watch = asyncio.create_task(self._watch_for_return(stream))
+                elif (channel, data) == RESYNC:
+                    yield await self.resync()
+                else:
+                    event = self.event_of(channel, data)
+                    if event is not None:
+                        yield event
+        finally:
+            if watch is not None:
+                watch.cancel()
+
+    async def _watch_for_return(self, stream: NotificationStream) -> None:
+        """While CometD reconnects after an outage: as soon as the Voice API answers again, end the
+        stream so the owner opens a new one now, rather than after aiocometd's own backoff (which
+        can run to its 10 s timeout). A dropped CometD client re-handshakes faster than the grace."""
+        await asyncio.sleep(RETURN_GRACE_SECONDS)
+        while stream.reconnecting:
+            try:
+                await self._request("GET", "/me")
+            except VoiceApiError:
+                await asyncio.sleep(RETURN_PROBE_SECONDS)
+                continue
+            if stream.reconnecting:
+                stream.abort("the Voice API answers again while CometD still reconnects")
+            return
 
     def event_of(self, channel: str, data: Any) -> Event | None:
         """A CometD message as our event; a malformed one is logged and skipped, never fatal."""

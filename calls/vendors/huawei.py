@@ -198,6 +198,7 @@ class HuaweiBackend(VoiceBackend):
         self._signed_in = False
         self._announced = False
         self._wake = asyncio.Event()
+        self._resync_wanted = False
         # Observations about calls the events have not shown yet (innerhelp answers first).
         self._pending: dict[str, dict[str, Any]] = {}
 
@@ -346,6 +347,9 @@ class HuaweiBackend(VoiceBackend):
                 continue
             for event in self._translate(raw):
                 yield event
+            if self._resync_wanted:
+                self._resync_wanted = False
+                yield await self.resync()
 
     async def resync(self) -> Resynced:
         """The gateway's truth: the agent's state, its call ids, which are held and which rings."""
@@ -478,11 +482,13 @@ class HuaweiBackend(VoiceBackend):
             call.parties = [p for p in _text(details.get("partner")).split(",") if p]
         elif kind == "AgentEvent_Customer_Release" and call is not None:
             number = _text(details.get("number"))
-            known = number in call.parties
-            if known:
-                call.parties.remove(number)
-            # A party the desk did not know of, on a call with one other: the call is over.
-            if not call.parties or (not known and len(call.parties) < 2):
+            if number not in call.parties:
+                # A party the desk did not know of (the call was rebuilt from a resync, which names
+                # only caller and called): whether the call goes on, only the gateway can say.
+                self._resync_wanted = True
+                return []
+            call.parties.remove(number)
+            if not call.parties:
                 return self._ended(call_id)
         elif kind in CALL_ENDED:
             return self._ended(call_id)

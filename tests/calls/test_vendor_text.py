@@ -148,3 +148,18 @@ async def test_a_huawei_resync_keeps_only_what_the_desk_can_store(
     assert (call.id, call.state, call.participants) == ("c2", "Established", ("5000",))
     assert_storable([[c.id, list(c.participants), c.dnis, c.call_type] for c in resynced.calls])
     assert not any(isinstance(v, float) and not math.isfinite(v) for v in call.user_data.values())
+
+
+def test_a_huawei_party_the_desk_did_not_know_leaving_does_not_end_the_call(huawei: HuaweiBackend) -> None:
+    """A call rebuilt from a resync names only caller and called: when another party of the
+    conference leaves, the call goes on until the gateway says it is over (fault campaign seed
+    1973981844, cometd_drop)."""
+    huawei._translate({"eventType": "AgentEvent_Talking", "content": {"callid": "1-1", "caller": "5000"}})
+
+    left = huawei._translate(
+        {"eventType": "AgentEvent_Customer_Release", "content": {"callid": "1-1", "number": "5005"}}
+    )
+
+    assert left == [] and "1-1" in huawei.calls
+    ended = huawei._translate({"eventType": "AgentEvent_Call_Release", "content": "1-1"})
+    assert [e.call.state for e in ended if isinstance(e, CallChanged)] == ["Released"]

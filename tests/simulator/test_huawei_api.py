@@ -913,3 +913,23 @@ async def test_a_reset_drops_every_guid_and_its_queue(simulator_fast: str) -> No
         events = await agent.expect("AgentOther_InService", "AgentState_Ready")
         assert events[0]["content"] is None
         await agent.no_more()
+
+
+async def test_an_event_is_not_handed_to_a_poll_whose_client_went_away(simulator: str) -> None:
+    """A desk process killed while its poll was held: the next event waits for the next poll (the
+    one its successor sends with the same Guid) instead of going down a dead connection."""
+    await fast(simulator, poll_wait_ms=5000)
+    async with HuaweiAgent(simulator, "101") as agent:
+        await agent.signed_in()
+        dying = HuaweiAgent(simulator, "101")
+        dying.guid = agent.guid
+        held = asyncio.ensure_future(dying.poll())
+        await asyncio.sleep(0.3)
+        held.cancel()
+        await dying.http.aclose()  # the connection is gone, as with a killed process
+        await asyncio.sleep(0.3)
+
+        await control(simulator, "POST", "/control/calls", {"from": "5000", "to": "6101"})
+
+        (ringing,) = await agent.expect("AgentEvent_Ringing")
+        assert ringing["content"]["caller"] == "5000"
