@@ -94,6 +94,9 @@ class DesktopConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 return
             await desk_tab(self.login_id, self.channel_name, closed=False)
             await asyncio.sleep(presence.TAB_ALIVE_SECONDS)
+            # Joining again is harmless, and it mends a membership the channel layer lost (a Redis
+            # restart forgets every group): the tab would otherwise get no push until a reload.
+            await self.channel_layer.group_add(self.group, self.channel_name)
 
     async def desk_close(self, event: dict[str, Any]) -> None:
         """The desk session behind this socket ended (a sign-out): nothing more is sent to it."""

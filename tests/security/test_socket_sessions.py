@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -106,4 +107,27 @@ async def test_a_trusted_origin_behind_a_tls_proxy_is_accepted(agent1: AgentLogi
     connected, _ = await socket.connect()
 
     assert connected
+    await socket.disconnect()
+
+
+async def test_a_socket_whose_group_membership_was_lost_gets_pushes_again(
+    agent1: AgentLogin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Redis restart forgets every group: an open tab joins its group again by itself."""
+    from channels.layers import get_channel_layer
+
+    from calls import services
+
+    monkeypatch.setattr(presence, "TAB_ALIVE_SECONDS", 0.2)
+    client = await signed_in(agent1)
+    socket = await open_socket(client)
+    layer = get_channel_layer()
+    group = services.group_name(agent1.user_id)
+    layer.groups.clear()  # the layer forgets its groups, as a restarted Redis does
+
+    await asyncio.sleep(0.5)
+    await services.publish((agent1.user_id, '<div id="probe"></div>'))
+
+    assert await socket.receive_from(timeout=3) == '<div id="probe"></div>'
+    assert group in layer.groups
     await socket.disconnect()
