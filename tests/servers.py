@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -72,3 +75,24 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def pytest_on_postgresql(
+    module: str, postgres_url: str, *, flag: str, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run one test module again in a subprocess on a fresh PostgreSQL database (which pytest-django
+    creates and drops), with ``flag`` set so the module knows which run it is."""
+    database = f"switchboard_{Path(module).stem}_{secrets.token_hex(4)}"
+    env = {**os.environ, "DATABASE_URL": f"{postgres_url.rsplit('/', 1)[0]}/{database}", flag: "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(Path(module).relative_to(ROOT)),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]
+    return subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )

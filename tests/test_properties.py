@@ -19,10 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
-import subprocess
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -50,11 +46,11 @@ from calls.vendors.genesys import CALLS_CHANNEL, DEVICES_CHANNEL, parse_call, pa
 from calls.vendors.huawei import HuaweiBackend
 from calls.voice import Agent as AgentIdentity
 from calls.voice import AgentStateChanged, Call, CallChanged, MalformedNotification, Server
+from tests.servers import pytest_on_postgresql
 
 if TYPE_CHECKING:
     from django.test.client import _MonkeyPatchedWSGIResponse  # what the test client answers, typed
 
-ROOT = Path(__file__).resolve().parent.parent
 ON_POSTGRESQL = "SWITCHBOARD_PROPERTIES_ON_POSTGRESQL"
 CALL_ID = "call-1"
 # Transactional: the actions' database work runs through Channels' database_sync_to_async, which
@@ -567,25 +563,7 @@ def test_the_huawei_event_translation_never_raises(events: list[dict[str, Any]])
 @pytest.mark.skipif(bool(os.environ.get(ON_POSTGRESQL)), reason="this is the PostgreSQL run")
 def test_the_properties_hold_on_postgresql(postgres_url: str) -> None:
     assert connection.vendor == "sqlite"  # this run; the one below is PostgreSQL's
-    database = f"switchboard_properties_{secrets.token_hex(4)}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"{postgres_url.rsplit('/', 1)[0]}/{database}",
-        ON_POSTGRESQL: "1",
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(Path(__file__).relative_to(ROOT)),
-        "-q",
-        "-p",
-        "no:cacheprovider",
-    ]
-
-    result = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
+    result = pytest_on_postgresql(__file__, postgres_url, flag=ON_POSTGRESQL, timeout=600)
 
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "passed" in result.stdout

@@ -12,11 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -44,8 +40,8 @@ from calls.vendors.huawei import HuaweiBackend
 from calls.voice import Agent as AgentIdentity
 from calls.voice import AgentStateChanged, CallChanged, Server
 from desktop.asgi import application
+from tests.servers import pytest_on_postgresql
 
-ROOT = Path(__file__).resolve().parents[2]
 ON_POSTGRESQL = "SWITCHBOARD_HOSTILE_ON_POSTGRESQL"
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # desktop.settings LOGGING's
 CALL_ID = "call-1"
@@ -380,24 +376,7 @@ def test_an_oversized_body_is_refused_with_a_warning_not_an_error_traceback(
 @pytest.mark.skipif(bool(os.environ.get(ON_POSTGRESQL)), reason="this is the PostgreSQL run")
 def test_these_tests_pass_on_postgresql(postgres_url: str) -> None:
     assert connection.vendor == "sqlite"  # this run; the one below is PostgreSQL's
-    database = f"switchboard_hostile_{secrets.token_hex(4)}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"{postgres_url.rsplit('/', 1)[0]}/{database}",
-        ON_POSTGRESQL: "1",
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(Path(__file__).relative_to(ROOT)),
-        "-q",
-        "-p",
-        "no:cacheprovider",
-    ]
-    result = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False
-    )
+    result = pytest_on_postgresql(__file__, postgres_url, flag=ON_POSTGRESQL, timeout=900)
 
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "passed" in result.stdout
