@@ -29,7 +29,8 @@ The fault is injected just before that step (or after the last), and the step th
 - ``worker_takeover``: the owning worker stopped (SIGTERM, it drains), the other one takes over;
 - ``socket_drop``: the desk's WebSocket closed, and opened again after the step;
 - ``page_reload``: the socket closed, and after the step the page loaded again with a new socket;
-- ``redis_restart``: the bench's Redis stopped, and started again (empty) after the step;
+- ``redis_restart``: the bench's Redis stopped, and started again (empty) after the step, and no sooner
+  than 1 s after it stopped;
 - ``switch_reset``: the simulator reset (every call and sign-in gone); the scenario ends there.
 
 The fault ends when the simulator's timer runs out, the socket or page is back, Redis answers again, the
@@ -98,6 +99,7 @@ RUN_TIMEOUT_S = 90.0
 POLL_S = 0.05
 SLOW_MS, SLOW_FOR_MS = 300, 3000
 OUTAGE_STATUS, OUTAGE_FOR_MS = 503, 2000
+REDIS_DOWN_S = 1.0  # a restarted Redis is away at least this long (a real restart takes about that)
 
 SCENARIOS = ("inbound", "consult_transfer", "hold_dial_swap", "cross_vendor_transfer", "conference")
 FAULTS = (
@@ -509,8 +511,10 @@ class Desk:
                 self.keeper = asyncio.create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
-        for retry in range(8):
-            await asyncio.sleep(self.rng.random() * min(64.0, 2.0**retry))
+        """desk.js's pauses between tries: 0.25 to 0.5 s first, doubling up to 30 s, half of each random."""
+        for retry in range(10):
+            pause = min(30.0, 0.5 * 2.0**retry)
+            await asyncio.sleep(pause / 2 + self.rng.random() * pause / 2)
             with contextlib.suppress(StepFailed):
                 await self.open_socket()
                 return
@@ -1063,7 +1067,13 @@ class Campaign:
             ends = 0.0
         elif fault == "redis_restart":
             self.procs.signal("redis", signal.SIGTERM).wait()
-            after = lambda: asyncio.to_thread(self.start_redis)  # noqa: E731
+            down_until = time.monotonic() + REDIS_DOWN_S
+
+            async def restart_redis() -> None:
+                await asyncio.sleep(max(0.0, down_until - time.monotonic()))
+                await asyncio.to_thread(self.start_redis)
+
+            after = restart_redis
             ends = 0.0
         elif fault == "switch_reset":
             await self.control_post("/control/reset")

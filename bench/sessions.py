@@ -1,25 +1,35 @@
-"""Session benchmark: call-event latency through the desk against a bare CometD client, and the
-session worker's memory per agent.
+"""Session benchmark: call-event latency through the desk against a bare Voice API client on the same
+switch in the same run; the click path and the page render; bring-up after a worker start; memory.
 
-The production shape on loopback, each component its own process: a standalone ``voicesim``, ``daphne``
-serving the desk and ``manage.py runworker voice-sessions``, sharing a fresh PostgreSQL database and a
-Redis database index. N agents are added to the simulator's directory and to the desk (users, agent
-logins and Django sessions, made in one ``manage.py shell`` step); each opens its own desktop WebSocket
-and logs in to the contact center with ``POST /agent/``.
+The production shape on loopback, each component its own process: a standalone ``voicesim``, one or more
+``daphne`` serving the desk (``--daphnes``) and one or more ``manage.py runworker voice-sessions``
+(``--workers``, sharing the agents through the lease), on a fresh PostgreSQL database and a Redis
+database index. N agents are added to the simulator's directory and to the desk (users, agent logins and
+Django sessions, made in one ``manage.py shell`` step), on the simulator's Genesys dialect, its Huawei
+dialect, or half on each (``--vendor``); each opens its own desktop WebSocket and logs in to the contact
+center with ``POST /agent/``.
 
 Then calls are placed through the control API at a fixed rate, each to a random agent. Per call:
 
 - t0: just before the control POST is sent (the switch notifies while it handles that POST);
 - desk: the agent's desktop WebSocket receives the Ringing card carrying the call id
-  (simulator -> the worker's CometD session -> PostgreSQL -> Redis -> daphne -> WebSocket);
-- bare: a bare aiocometd client, logged in to the simulator as the same agent with a GWS session of
-  its own, receives the Ringing notification for the call id (for a sample of agents).
+  (simulator -> the worker's Voice API session -> Redis -> daphne -> WebSocket);
+- bare, Genesys: a bare aiocometd client, with a GWS session of its own for the same agent, receives the
+  Ringing notification for the same call (for a sample of agents, which get every other call);
+- bare, Huawei: a Huawei agent has one session only (a second sign-in is refused), so a bare poller cannot
+  sit beside the desk on the same agent. The baseline is a second set of Huawei agents that the desk does
+  not serve, each signed in and polled by a bare poller (``GET /agentevent``) on the same simulator, in
+  the same run, getting one call for every second call to a Huawei desk agent (placed between them).
 
-It prints p50/p99 of both and their ratio on the same calls, and the worker's resident memory before any
-session and with all N connected, per session and extrapolated to 5,000 sessions.
+Then the click path (Hold and Retrieve on an answered call through the desk's ``POST /calls/<id>/``,
+against the same Voice API request sent with httpx on a Voice API session of its own), the desk page's
+render (``GET /`` with five live calls on the agent), and the bring-up: every worker is stopped and
+started again, and the time from the start to every page saying ``connected`` and showing the agent's
+state again is measured.
 
     .venv/bin/python bench/sessions.py --agents 100
-    .venv/bin/python bench/sessions.py --agents 500
+    .venv/bin/python bench/sessions.py --agents 500 --vendor both --workers 2
+    .venv/bin/python bench/sessions.py --sweep --sweep-agents 500,1000 --sweep-rates 20,50
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust) and Redis on 127.0.0.1:6379. Creates the
 database ``switchboard_bench_<random>`` and flushes Redis database ``--redis-db``; both are cleaned up.
@@ -30,6 +40,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
+import functools
 import json
 import math
 import os
@@ -46,7 +58,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,20 +74,41 @@ from simulator.switch import INTERNAL_RANGES, SEEDED_DIRECTORY
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
+GENESYS, HUAWEI = "genesys", "huawei"
+VENDORS = {"genesys": (GENESYS,), "huawei": (HUAWEI,), "both": (GENESYS, HUAWEI)}
+GENESYS_API = "/genesys/api/v2"
+HUAWEI_API = "/huawei/agentgateway/resource"
 CALLS_CHANNEL = "/v2/me/calls"
+# Huawei agent ids are work numbers, 101-59999: the desk's agents from here, the bare pollers' above.
+HUAWEI_DESK_FIRST_ID = 30001
+HUAWEI_BARE_FIRST_ID = 50001
+HUAWEI_LAST_ID = 59999
 EXTRAPOLATE_TO = 5000
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0  # the worker drains every session before it exits
 ARRIVAL_TIMEOUT_S = 30.0  # after the last call is placed, for every fragment to arrive
 STALL_S = 30.0  # a wait for one push per agent ends when none has come for this long
-SETTLE_S = 3.0
+STEP_TIMEOUT_S = 15.0  # a click-path step (a card changing state on the page)
+SETTLE_S = 3.0  # before reading memory: at most this, less for a few agents
 CONCURRENCY = 25
 SOCKET_ATTEMPTS = 4
 LOG_TAIL_CHARS = 4000
+LIVE_CALLS_ON_PAGE = 5
+RENDER_WARMUP = 3
+# A desk action the desk refuses for now is tried again after this pause, and counted; only the one it
+# carries out is timed. 404 and 409: the call, or its new state, is on the page but not saved yet (the
+# desk pushes first and persists behind); 429: the agent's action rate limit.
+REFUSED_PAUSE_S = {404: 0.05, 409: 0.05, 429: 1.0}
+REFUSED_ATTEMPTS = 40
+LOGIN_ATTEMPTS = 3
+RESULT_PREFIX = "SESSIONS-RESULT "
 
-RINGING_CARD = re.compile(r'<article id="call-([^"]+)"[^>]*data-state="Ringing"')
+CARD_OR_REMOVAL = re.compile(
+    r'<article id="call-([^"]+)"[^>]*data-state="([A-Za-z]+)"|<div id="call-([^"]+)" hx-swap-oob="delete"'
+)
 CONNECTED = re.compile(r'id="connection"[^>]*data-status="connected"')
-NOT_READY = re.compile(r'id="agent-state"[^>]*data-state="NotReady"')
+AGENT_STATE = re.compile(r'id="agent-state"[^>]*data-state="([A-Za-z]+)"')
+PAGE_CARD = re.compile(r'<article id="call-')
 
 # Run by `manage.py shell -c` against the bench's database; prints the agents' session keys.
 SETUP = """
@@ -87,12 +120,23 @@ from calls.models import AgentLogin, VoiceServer
 
 spec = json.loads(os.environ["BENCH_SPEC"])
 User = get_user_model()
-server = VoiceServer.objects.create(name="Simulator", base_url=spec["simulator"] + "/genesys")
+servers = {
+    "genesys": VoiceServer.objects.create(name="Simulator", base_url=spec["simulator"] + "/genesys"),
+    "huawei": VoiceServer.objects.create(
+        name="Simulator (Huawei)", dialect="huawei", base_url=spec["simulator"] + "/huawei"
+    ),
+}
 password = make_password(spec["password"])  # hashed once: the hasher is slow by design
-users = User.objects.bulk_create([User(username=name, password=password) for name, _ in spec["agents"]])
-dns = dict(spec["agents"])
+agents = {username: (login, dn, vendor) for username, login, dn, vendor in spec["agents"]}
+users = User.objects.bulk_create([User(username=name, password=password) for name in agents])
 AgentLogin.objects.bulk_create([
-    AgentLogin(user=u, server=server, username=u.username, password=spec["password"], dn=dns[u.username])
+    AgentLogin(
+        user=u,
+        server=servers[agents[u.username][2]],
+        username=agents[u.username][0],
+        password=spec["password"],
+        dn=agents[u.username][1],
+    )
     for u in users
 ])
 sessions = {}
@@ -116,14 +160,14 @@ class BenchError(Exception):
 
 @dataclass
 class Processes:
-    """The bench's child processes, each logging to its own file."""
+    """The bench's child processes, each logging to its own file (a restarted one appends to it)."""
 
     env: dict[str, str]
     logs: Path
     running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        with (self.logs / f"{name}.log").open("wb") as out:
+        with (self.logs / f"{name}.log").open("ab") as out:
             process = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
                 [sys.executable, *args], cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
@@ -158,11 +202,13 @@ class Processes:
         if exited:
             raise BenchError(f"processes exited: {exited}")
 
-    def stop(self) -> None:
-        """The desk first, so the worker drains its sessions against a live simulator; then the rest."""
-        first = [p for name, p in self.running.items() if name in ("worker", "daphne")]
-        rest = [p for p in self.running.values() if p not in first]
-        for group in (first, rest):
+    def stop(self, names: Iterable[str] | None = None) -> None:
+        """The desk first, so the workers drain their sessions against a live simulator; then the rest.
+        With ``names``, only those processes (both groups' order kept)."""
+        chosen = set(self.running if names is None else names)
+        desk = [p for name, p in self.running.items() if name in chosen and name.startswith(DESK_PROCESSES)]
+        rest = [p for name, p in self.running.items() if name in chosen and p not in desk]
+        for group in (desk, rest):
             for process in group:
                 if process.poll() is None:
                     process.terminate()
@@ -172,6 +218,9 @@ class Processes:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+
+
+DESK_PROCESSES = ("worker", "daphne")
 
 
 def rss_kib(pid: int) -> int:
@@ -213,6 +262,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+async def cancel(tasks: list[asyncio.Task[None]], what: str) -> None:
+    """Cancels the tasks and waits a little for them to end: a client may swallow a cancellation
+    (redis/redis-py#2028), and the bench must not hang on it."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=5)
+        if pending:
+            print(f"{len(pending)} of {len(tasks)} {what} would not stop", file=sys.stderr, flush=True)
+
+
+async def close_all(closing: list[Awaitable[Any]], what: str) -> None:
+    """Closes at once, waiting at most 5 s; what does not close by then is left to the process's end."""
+    tasks = [asyncio.ensure_future(job) for job in closing]
+    if tasks:
+        done, pending = await asyncio.wait(tasks, timeout=5)
+        for task in done:
+            if not task.cancelled():
+                task.exception()  # a socket that failed to close is closed enough: retrieved, not raised
+        if pending:
+            print(f"{len(pending)} of {len(tasks)} {what} would not close", file=sys.stderr, flush=True)
+
+
 async def bounded(jobs: Iterable[Awaitable[Any]], limit: int = CONCURRENCY) -> list[Any]:
     gate = asyncio.Semaphore(limit)
 
@@ -227,7 +299,8 @@ async def bounded(jobs: Iterable[Awaitable[Any]], limit: int = CONCURRENCY) -> l
 
 
 def free_dns(count: int) -> list[str]:
-    """Internal DNs that no seeded agent holds, lowest first."""
+    """Internal DNs that no seeded agent holds, lowest first. Both dialects share the switch's internal
+    ranges; past the contract's three (about 395 free numbers) the extra 20000-29999 serves."""
     taken = {dn for _, _, dn, _ in SEEDED_DIRECTORY}
     numbers = (str(n) for low, high in INTERNAL_RANGES for n in range(low, high + 1))
     dns = [dn for dn in numbers if dn not in taken][:count]
@@ -238,8 +311,14 @@ def free_dns(count: int) -> list[str]:
 
 @dataclass(eq=False)
 class Agent:
-    username: str
+    """One agent on the switch: at the desk (``username`` is its desk user), or a Huawei agent that
+    only a bare poller serves (no desk user)."""
+
+    vendor: str
+    login: str  # on the Voice API: the Genesys user name, or the Huawei agent id (work number)
     dn: str
+    username: str = ""
+    desk: str = ""  # the daphne this agent's page talks to
     session_key: str = ""
     # The CSRF cookie is a double-submit secret: any 32 letters do when X-CSRFToken repeats them.
     csrf: str = field(
@@ -248,19 +327,26 @@ class Agent:
     socket: aiohttp.ClientWebSocketResponse | None = None
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     not_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    state_shown: asyncio.Event = field(default_factory=asyncio.Event)  # the agent state bar came
+    state: str = ""
+    cards: dict[str, str] = field(default_factory=dict)  # call id -> the state its card shows
     closed: str = ""
 
     @property
     def cookie(self) -> str:
         return f"sessionid={self.session_key}; csrftoken={self.csrf}"
 
+    def up(self) -> bool:
+        """The page says connected and has been sent the agent state bar."""
+        return self.connected.is_set() and self.state_shown.is_set()
+
 
 class DeskSockets:
-    """Every agent's desktop WebSocket, and when each Ringing card arrived (perf_counter seconds)."""
+    """Every agent's desktop WebSocket, when each Ringing card arrived (perf_counter seconds), and the
+    state each card shows now."""
 
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+    def __init__(self, http: aiohttp.ClientSession) -> None:
         self.http = http
-        self.url = url
         self.arrivals: dict[str, float] = {}
         self.readers: list[asyncio.Task[None]] = []
         self.sockets: list[aiohttp.ClientWebSocketResponse] = []
@@ -268,11 +354,11 @@ class DeskSockets:
 
     async def open(self, agent: Agent) -> None:
         """Connects, trying again a few times: daphne drops a handshake its consumer does not accept
-        within its connect timeout (5 s), which happens when the desk's database thread is backed up."""
+        within its connect timeout (5 s), which happens when the desk is backed up."""
         for attempt in range(1, SOCKET_ATTEMPTS + 1):
             try:
                 agent.socket = await self.http.ws_connect(
-                    f"{self.url}/ws/desktop/", origin=self.url, headers={"Cookie": agent.cookie}
+                    f"{agent.desk}/ws/desktop/", origin=agent.desk, headers={"Cookie": agent.cookie}
                 )
                 break
             except (aiohttp.ClientError, OSError) as exc:
@@ -291,24 +377,39 @@ class DeskSockets:
             now = time.perf_counter()
             if message.type != aiohttp.WSMsgType.TEXT:
                 break
-            for call_id in RINGING_CARD.findall(message.data):
-                self.arrivals.setdefault(call_id, now)
+            for card_id, state, removed_id in CARD_OR_REMOVAL.findall(message.data):
+                if removed_id:
+                    agent.cards.pop(removed_id, None)
+                    continue
+                agent.cards[card_id] = state
+                if state == "Ringing":
+                    self.arrivals.setdefault(card_id, now)
             if CONNECTED.search(message.data):
                 agent.connected.set()
-            if NOT_READY.search(message.data):
-                agent.not_ready.set()
+            for state in AGENT_STATE.findall(message.data):
+                agent.state = state
+                agent.state_shown.set()
+                if state == "NotReady":
+                    agent.not_ready.set()
         agent.closed = f"{agent.username}: socket closed ({ws.close_code})"
 
+    async def until_card(self, agent: Agent, call_id: str, state: str) -> None:
+        """Until the agent's page shows the call's card in ``state``."""
+        deadline = time.monotonic() + STEP_TIMEOUT_S
+        while agent.cards.get(call_id) != state:
+            if agent.closed:
+                raise BenchError(agent.closed)
+            if time.monotonic() > deadline:
+                shown = agent.cards.get(call_id, "no card")
+                raise BenchError(f"{agent.username}'s page shows {shown} for {call_id}, not {state}")
+            await asyncio.sleep(0.005)
+
     async def close(self) -> None:
-        for task in self.readers:
-            task.cancel()
-        await asyncio.gather(*self.readers, return_exceptions=True)
-        await asyncio.gather(
-            *(asyncio.wait_for(ws.close(), 2) for ws in self.sockets), return_exceptions=True
-        )
+        await cancel(self.readers, "readers")
+        await close_all([ws.close() for ws in self.sockets], "desktop sockets")
 
 
-class _Cookie(Extension):
+class _Cookie(Extension):  # type: ignore[misc]  # aiocometd has no types
     """aiocometd takes no cookies argument: the GWS session cookie rides on every request."""
 
     def __init__(self, cookie: str) -> None:
@@ -321,21 +422,34 @@ class _Cookie(Extension):
         return None
 
 
-class BareClients:
-    """A bare CometD client per sampled agent, straight on the simulator with a GWS session of its own."""
+@dataclass
+class GenesysSession:
+    """A GWS session of the bench's own for one agent: its cookie and CSRF token."""
+
+    cookie: str
+    csrf_header: str
+    csrf_token: str
+
+
+class BareCometD:
+    """A bare CometD client per sampled Genesys agent, straight on the simulator with a GWS session of
+    its own, as a vendor's sample client would be."""
 
     def __init__(self, simulator: str, password: str) -> None:
-        self.api = f"{simulator}/genesys/api/v2"
+        self.api = f"{simulator}{GENESYS_API}"
         self.password = password
         self.arrivals: dict[str, float] = {}
+        self.sessions: dict[str, GenesysSession] = {}
         self.clients: list[Client] = []
         self.readers: list[asyncio.Task[None]] = []
 
     async def open(self, agent: Agent) -> None:
         async with httpx.AsyncClient(base_url=self.api, timeout=10) as http:
-            me = await http.get("/me", params={"subresources": "*"}, auth=(agent.username, self.password))
+            me = await http.get("/me", params={"subresources": "*"}, auth=(agent.login, self.password))
             me.raise_for_status()
             cookie = "; ".join(f"{name}={value}" for name, value in http.cookies.items())
+        header = me.headers.get("X-CSRF-HEADER", "X-CSRF-TOKEN")
+        self.sessions[agent.login] = GenesysSession(cookie, header, me.headers.get(header, ""))
         client = Client(
             f"{self.api}/notifications", ConnectionType.LONG_POLLING, extensions=[_Cookie(cookie)]
         )
@@ -351,11 +465,91 @@ class BareClients:
             if call.get("state") == "Ringing" and isinstance(call.get("id"), str):
                 self.arrivals.setdefault(call["id"], now)
 
+    async def operate(self, http: httpx.AsyncClient, agent: Agent, call_id: str, operation: str) -> None:
+        """The Voice API request the desk sends for this operation, on the bench's own session."""
+        session = self.sessions[agent.login]
+        headers = {"Cookie": session.cookie, session.csrf_header: session.csrf_token}
+        body = {"operationName": operation}
+        answer = await http.post(f"{self.api}/me/calls/{call_id}", json=body, headers=headers)
+        if answer.status_code != 200:
+            raise BenchError(f"{operation} for {agent.login} directly: {answer.status_code} {answer.text}")
+
     async def close(self) -> None:
-        for task in self.readers:
-            task.cancel()
-        await asyncio.gather(*self.readers, return_exceptions=True)
-        await asyncio.gather(*(asyncio.wait_for(c.close(), 2) for c in self.clients), return_exceptions=True)
+        await cancel(self.readers, "readers")
+        await close_all([client.close() for client in self.clients], "CometD clients")
+
+
+class BarePollers:
+    """A bare Huawei poller per agent of its own: it signs the agent in (``PUT /onlineagent``), then
+    polls ``GET /agentevent`` again as soon as each answer comes, keeping the Guid the gateway rotates."""
+
+    def __init__(self, simulator: str, password: str) -> None:
+        self.root = f"{simulator}{HUAWEI_API}"
+        self.password = password
+        self.arrivals: dict[str, float] = {}
+        self.guids: dict[str, str] = {}
+        self.failures: list[str] = []
+        self.readers: list[asyncio.Task[None]] = []
+        unlimited = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+        self.http = httpx.AsyncClient(base_url=self.root, timeout=30, limits=unlimited)
+
+    def _keep_guid(self, agent: Agent, response: httpx.Response) -> None:
+        header = response.headers.get("Set-GUID", "")
+        if "=" in header:
+            self.guids[agent.login] = header.split("=", 1)[1].strip()
+
+    @staticmethod
+    def _envelope(what: str, response: httpx.Response) -> dict[str, Any]:
+        body = response.json() if response.status_code == 200 else None
+        if not isinstance(body, dict) or body.get("retcode") != "0":
+            raise BenchError(f"{what}: {response.status_code} {response.text[:300]}")
+        return body
+
+    async def open(self, agent: Agent) -> None:
+        body = {
+            "password": self.password,
+            "phonenum": agent.dn,
+            "status": 3,  # Not Ready, as the desk's agents
+            "autoanswer": False,
+            "autoenteridle": True,
+            "releasephone": True,
+            "agenttype": 4,
+        }
+        answer = await self.http.put(f"/onlineagent/{agent.login}", json=body)
+        self._envelope(f"signing in Huawei agent {agent.login}", answer)
+        self._keep_guid(agent, answer)
+        if agent.login not in self.guids:
+            raise BenchError(f"the gateway signed in {agent.login} without a Guid")
+        self.readers.append(asyncio.create_task(self._poll(agent)))
+
+    async def _poll(self, agent: Agent) -> None:
+        try:
+            while True:
+                headers = {"Guid": f"JSESSIONID={self.guids[agent.login]}"}
+                answer = await self.http.get(f"/agentevent/{agent.login}", headers=headers)
+                now = time.perf_counter()
+                self._keep_guid(agent, answer)
+                event = self._envelope(f"polling for {agent.login}", answer).get("event") or {}
+                content = event.get("content")
+                if event.get("eventType") == "AgentEvent_Ringing" and isinstance(content, dict):
+                    if isinstance(content.get("callid"), str):
+                        self.arrivals.setdefault(content["callid"], now)
+        except (BenchError, httpx.HTTPError) as exc:
+            self.failures.append(f"{agent.login}: {type(exc).__name__}: {exc}")
+
+    async def operate(self, http: httpx.AsyncClient, agent: Agent, call_id: str, operation: str) -> None:
+        """The Voice API request the desk sends for this operation, on the poller's own sign-in."""
+        headers = {"Guid": f"JSESSIONID={self.guids[agent.login]}"}
+        base = f"{self.root}/voicecall/{agent.login}"
+        if operation == "Hold":
+            answer = await http.post(f"{base}/hold", headers=headers)
+        else:
+            answer = await http.post(f"{base}/gethold", params={"callid": call_id}, headers=headers)
+        self._envelope(f"{operation} for {agent.login} directly", answer)
+
+    async def close(self) -> None:
+        await cancel(self.readers, "readers")
+        await self.http.aclose()
 
 
 class LayerQueueWatch:
@@ -385,8 +579,7 @@ class LayerQueueWatch:
 
     async def stop(self) -> None:
         if self.task:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+            await cancel([self.task], "the layer watch")
         await self.redis.aclose()
 
 
@@ -409,8 +602,23 @@ def latencies(sent: dict[str, float], arrivals: dict[str, float], ids: Iterable[
     return [(arrivals[i] - sent[i]) * 1000 for i in ids if i in arrivals]
 
 
+def plain(html: str) -> str:
+    """The words of an answer (a toast, an error page), for a message."""
+    return " ".join(re.sub(r"<[^>]+>", " ", html).replace("×", " ").split())[:300]
+
+
 def mib(kib: float) -> str:
     return f"{kib / 1024:,.1f} MiB"
+
+
+def p50_p99(values: list[float]) -> tuple[float, float] | None:
+    return (percentile(values, 50), percentile(values, 99)) if values else None
+
+
+def ratio(desk: list[float], bare: list[float], p: float) -> float | None:
+    if not desk or not bare or percentile(bare, p) <= 0:
+        return None
+    return percentile(desk, p) / percentile(bare, p)
 
 
 @dataclass
@@ -423,77 +631,282 @@ class Phase:
 
 
 @dataclass
+class Series:
+    """One latency series, ms, and how many of its calls never arrived."""
+
+    name: str
+    values: list[float] = field(default_factory=list)
+    expected: int = 0
+
+    @property
+    def missing(self) -> int:
+        return self.expected - len(self.values)
+
+    def row(self, width: int, name: str = "", last: str | int | None = None) -> str:
+        """n, p50, p99 and max under ``name`` (its own by default), then ``last`` (the missing count)."""
+        head = f"{name or self.name:<{width}}{len(self.values):>6}"
+        tail = f"{self.missing if last is None else last:>9}"
+        if not self.values:
+            return f"{head}{'-':>9}{'-':>9}{'-':>9}{tail}"
+        p50, p99, top = percentile(self.values, 50), percentile(self.values, 99), max(self.values)
+        return f"{head}{p50:>9.1f}{p99:>9.1f}{top:>9.1f}{tail}"
+
+
+@dataclass
+class VendorFigures:
+    """What one vendor's agents saw: the desk against the bare client, clicks, the page render."""
+
+    vendor: str
+    agents: int = 0
+    bare_agents: int = 0
+    desk_all: Series = field(default_factory=lambda: Series("desk WebSocket, every call"))
+    desk: Series = field(default_factory=lambda: Series("desk WebSocket, compared calls"))
+    bare: Series = field(default_factory=lambda: Series("bare client, compared calls"))
+    bare_failures: list[str] = field(default_factory=list)
+    click_desk: Series = field(default_factory=lambda: Series("desk POST /calls/<id>/"))
+    click_direct: Series = field(default_factory=lambda: Series("direct Voice API request"))
+    click_refused: dict[int, int] = field(default_factory=dict)  # HTTP status -> times
+    render: Series = field(default_factory=lambda: Series("desk GET /"))
+    render_cards: int = 0
+    click_error: str = ""  # why the click path stopped early
+    render_error: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        def pair(series: Series) -> list[float] | None:
+            figures = p50_p99(series.values)
+            return [round(v, 1) for v in figures] if figures else None
+
+        def both(desk: list[float], other: list[float]) -> list[float | None]:
+            return [_round(ratio(desk, other, 50)), _round(ratio(desk, other, 99))]
+
+        return {
+            "agents": self.agents,
+            "bare_agents": self.bare_agents,
+            "desk_ms": pair(self.desk),
+            "desk_all_ms": pair(self.desk_all),
+            "bare_ms": pair(self.bare),
+            "ratio": both(self.desk.values, self.bare.values),
+            "compared_calls": len(self.desk.values),
+            "desk_missing": self.desk_all.missing,
+            "bare_missing": self.bare.missing,
+            "click_desk_ms": pair(self.click_desk),
+            "click_direct_ms": pair(self.click_direct),
+            "click_ratio": both(self.click_desk.values, self.click_direct.values),
+            "click_refused": self.click_refused,
+            "render_ms": pair(self.render),
+            "render_cards": self.render_cards,
+            "click_error": self.click_error,
+            "render_error": self.render_error,
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+@dataclass
 class Figures:
     agents: int = 0
-    sample: int = 0
+    workers: int = 1
+    daphnes: int = 1
+    rate_asked: float = 0.0
+    rate_achieved: float = 0.0
     calls: int = 0
+    extra_calls: int = 0
     socket_retries: int = 0
+    login_retries: int = 0
     phases: list[Phase] = field(default_factory=list)
     rss: dict[str, int] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
-    desk_all: list[float] = field(default_factory=list)
-    desk_sampled: list[float] = field(default_factory=list)
-    bare_sampled: list[float] = field(default_factory=list)
-    expected_all: int = 0
-    expected_sampled: int = 0
+    pushes_lost: int = 0
+    bring_up_s: float | None = None
+    bring_up_missing: int = 0
+    workers_serving_s: float = 0.0  # of the bring-up: until the new processes said they serve
+    bring_up_connected_s: float | None = None  # of the bring-up: until every page said connected
+    vendors: dict[str, VendorFigures] = field(default_factory=dict)
 
-    def table(self, args: argparse.Namespace) -> str:
-        n = self.agents
+    def worker_kib_per_session(self) -> float:
+        return (self.rss["worker_logged_in"] - self.rss["worker_idle"]) / self.agents
+
+    def daphne_kib_per_socket(self) -> float:
+        return (self.rss["daphne_sockets"] - self.rss["daphne_idle"]) / self.agents
+
+    def summary(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "vendor": args.vendor,
+            "agents": self.agents,
+            "workers": self.workers,
+            "daphnes": self.daphnes,
+            "rate": self.rate_asked,
+            "achieved_rate": round(self.rate_achieved, 1),
+            "calls": self.calls,
+            "pushes_lost": self.pushes_lost,
+            "bring_up_s": _round(self.bring_up_s),
+            "bring_up_missing": self.bring_up_missing,
+            "workers_serving_s": round(self.workers_serving_s, 2),
+            "bring_up_connected_s": _round(self.bring_up_connected_s),
+            "socket_retries": self.socket_retries,
+            "login_retries": self.login_retries,
+            "worker_kib_per_session": round(self.worker_kib_per_session()),
+            "daphne_kib_per_socket": round(self.daphne_kib_per_socket()),
+            "rss_kib": self.rss,
+            "cpu_s": {name: round(seconds, 2) for name, seconds in self.cpu.items()},
+            "phases": [asdict(phase) for phase in self.phases],
+            "vendors": {name: vendor.summary() for name, vendor in self.vendors.items()},
+        }
+
+    def report(self, args: argparse.Namespace) -> str:
+        """Every figure, phase by phase, then the table the issue asks for."""
+        n, rss, width = self.agents, self.rss, 44
         lines = [
-            f"{'phase':<36}{'seconds':>9}{'pushes lost':>13}{'deepest daphne queue in Redis':>31}",
-            *(f"{p.name:<36}{p.seconds:>9.1f}{p.missing:>13}{p.layer_peak:>31}" for p in self.phases),
+            f"{'phase':<60}{'seconds':>9}{'pushes lost':>13}{'deepest daphne queue':>22}",
+            *(f"{p.name:<60}{p.seconds:>9.1f}{p.missing:>13}{p.layer_peak:>22}" for p in self.phases),
             *(f"  where the lost pushes' agents are: {p.where}" for p in self.phases if p.where),
-            f"desktop handshakes retried: {self.socket_retries}; bare CometD clients on {self.sample} "
-            f"agents; calls at {args.rate:g}/s, the first {args.warmup} not counted",
+            f"desktop handshakes retried: {self.socket_retries}; logins sent again after a 503: "
+            f"{self.login_retries}",
+            f"bring-up: the new workers said they serve after {self.workers_serving_s:.1f} s, every page "
+            f"said connected after {fmt_seconds(self.bring_up_connected_s)}, and had its agent state bar "
+            f"after {fmt_seconds(self.bring_up_s)}",
+            f"calls at {args.rate:g}/s asked, "
+            f"{self.rate_achieved:.1f}/s achieved, the first {args.warmup} not counted; "
+            f"{self.extra_calls} more to the bare pollers' own agents",
             "CPU seconds while the calls were placed: "
             + ", ".join(f"{name} {seconds:.2f}" for name, seconds in self.cpu.items()),
             "",
-            f"{'latency, ms from the control POST':<36}{'n':>6}{'p50':>9}{'p99':>9}{'max':>9}{'missing':>9}",
-            self.row("desk WebSocket, every call", self.desk_all, self.expected_all),
-            self.row("desk WebSocket, sampled agents", self.desk_sampled, self.expected_sampled),
-            self.row("bare CometD, sampled agents", self.bare_sampled, self.expected_sampled),
+            f"{'latency, ms from the control POST':<{width}}{'n':>6}{'p50':>9}{'p99':>9}{'max':>9}"
+            f"{'missing':>9}",
         ]
-        if self.desk_sampled and self.bare_sampled:
-            p50 = percentile(self.desk_sampled, 50) / percentile(self.bare_sampled, 50)
-            p99 = percentile(self.desk_sampled, 99) / percentile(self.bare_sampled, 99)
-            verdict = "within" if p99 <= 3 else "NOT within"
-            lines.append(
-                f"{'desk / bare on the same calls':<36}{'':>6}{p50:>8.1f}x{p99:>8.1f}x  p99 {verdict} 3x"
-            )
-        rss = self.rss
-        per_session = (rss["worker_sessions"] - rss["worker_idle"]) / n
-        per_socket = (rss["daphne_sockets"] - rss["daphne_idle"]) / n
-        projected = rss["worker_idle"] + per_session * EXTRAPOLATE_TO
+        for vendor in self.vendors.values():
+            bare = "bare CometD client" if vendor.vendor == GENESYS else "bare poller"
+            compared = "compared calls" if vendor.vendor == GENESYS else "its own agents' calls"
+            lines += [
+                f"{vendor.vendor} ({vendor.agents} desk agents, {vendor.bare_agents} with a {bare})",
+                vendor.desk_all.row(width, f"  {vendor.desk_all.name}"),
+                *([vendor.desk.row(width, f"  {vendor.desk.name}")] if vendor.vendor == GENESYS else []),
+                vendor.bare.row(width, f"  {bare}, {compared}"),
+                self._ratio_row("  desk / bare", vendor.desk.values, vendor.bare.values, width),
+                *(f"  bare client failed: {failure}" for failure in vendor.bare_failures[:5]),
+            ]
         lines += [
             "",
-            f"worker RSS: {mib(rss['worker_idle'])} before any session, {mib(rss['worker_sessions'])} with "
-            f"{n} connected, {mib(rss['worker_after'])} after the calls",
-            f"worker memory per agent session: {per_session:,.0f} KiB",
+            f"{'click path (Hold, Retrieve), ms to the answer':<{width}}{'n':>6}{'p50':>9}{'p99':>9}"
+            f"{'max':>9}",
+        ]
+        for vendor in self.vendors.values():
+            refused = ", ".join(f"{n} times {status}" for status, n in sorted(vendor.click_refused.items()))
+            lines += [
+                f"{vendor.vendor} (desk actions refused for now and tried again: {refused or 'none'})",
+                vendor.click_desk.row(width, f"  {vendor.click_desk.name}", ""),
+                vendor.click_direct.row(width, f"  {vendor.click_direct.name}", ""),
+                self._ratio_row(
+                    "  desk / direct", vendor.click_desk.values, vendor.click_direct.values, width
+                ),
+                *([f"  stopped early: {vendor.click_error}"] if vendor.click_error else []),
+            ]
+        lines += [
+            "",
+            f"{f'page render, GET / with {LIVE_CALLS_ON_PAGE} live calls, ms':<{width}}{'n':>6}{'p50':>9}"
+            f"{'p99':>9}{'max':>9}{'cards':>9}",
+        ]
+        for vendor in self.vendors.values():
+            lines.append(vendor.render.row(width, f"  {vendor.vendor}", vendor.render_cards))
+            if vendor.render_error:
+                lines.append(f"  stopped early: {vendor.render_error}")
+        per_session, per_socket = self.worker_kib_per_session(), self.daphne_kib_per_socket()
+        projected = rss["worker_idle"] / self.workers + per_session * EXTRAPOLATE_TO
+        lines += [
+            "",
+            f"workers' RSS ({self.workers}): {mib(rss['worker_idle'])} before any session, "
+            f"{mib(rss['worker_sessions'])} with {n} connected, {mib(rss['worker_logged_in'])} with {n} "
+            f"logged in, {mib(rss['worker_after'])} after the calls",
+            f"worker memory per agent session (logged in): {per_session:,.0f} KiB; "
+            f"{(rss['worker_sessions'] - rss['worker_idle']) / n:,.0f} KiB connected only",
             f"extrapolated to {EXTRAPOLATE_TO:,} sessions in one worker: {mib(projected)}",
-            f"daphne RSS: {mib(rss['daphne_idle'])} idle, {mib(rss['daphne_sockets'])} with {n} sockets "
-            f"({per_socket:,.0f} KiB per socket)",
+            f"daphnes' RSS ({self.daphnes}): {mib(rss['daphne_idle'])} idle, {mib(rss['daphne_sockets'])} "
+            f"with {n} sockets ({per_socket:,.0f} KiB per socket)",
+            "",
+            self.table(),
         ]
         return "\n".join(lines)
 
     @staticmethod
-    def row(name: str, values: list[float], expected: int) -> str:
-        missing = expected - len(values)
-        if not values:
-            return f"{name:<36}{0:>6}{'-':>9}{'-':>9}{'-':>9}{missing:>9}"
-        p50, p99, top = percentile(values, 50), percentile(values, 99), max(values)
-        return f"{name:<36}{len(values):>6}{p50:>9.1f}{p99:>9.1f}{top:>9.1f}{missing:>9}"
+    def _ratio_row(name: str, desk: list[float], other: list[float], width: int) -> str:
+        p50, p99 = ratio(desk, other, 50), ratio(desk, other, 99)
+        if p50 is None or p99 is None:
+            return f"{name:<{width}}{'':>6}{'-':>9}{'-':>9}"
+        return f"{name:<{width}}{'':>6}{p50:>8.2f}x{p99:>8.2f}x"
+
+    def table(self) -> str:
+        """The table of issue 11, one row per vendor."""
+        head = (
+            "| vendor | agents | workers / daphnes | calls/s asked / achieved | desk p50 / p99 ms "
+            "| bare p50 / p99 ms | ratio p50 / p99 | bring-up (workers serving) s "
+            "| worker KiB/session | daphne KiB/socket "
+            "| pushes lost | click desk / direct p50 ms | render p50 ms |"
+        )
+        rows = [head, "|" + "---|" * head.count(" | ") + "---|"]
+        for vendor in self.vendors.values():
+            s = vendor.summary()
+            bring_up = "-" if self.bring_up_s is None else f"{self.bring_up_s:.1f}"
+            if self.bring_up_missing:
+                bring_up += f" ({self.bring_up_missing} not up)"
+            bring_up += f" ({self.workers_serving_s:.1f})"
+            rows.append(
+                f"| {vendor.vendor} | {self.agents:,} | {self.workers} / {self.daphnes} "
+                f"| {self.rate_asked:g} / {self.rate_achieved:.1f} | {fmt_pair(s['desk_ms'])} "
+                f"| {fmt_pair(s['bare_ms'])} | {fmt_ratio(s['ratio'])} | {bring_up} "
+                f"| {self.worker_kib_per_session():,.0f} | {self.daphne_kib_per_socket():,.0f} "
+                f"| {self.pushes_lost} | {fmt_click(s)} | {fmt_one(s['render_ms'])} |"
+            )
+        return "\n".join(rows)
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    return "- (not all)" if seconds is None else f"{seconds:.1f} s"
+
+
+def fmt_pair(pair: list[float] | None) -> str:
+    return "-" if not pair else f"{pair[0]:,.0f} / {pair[1]:,.0f}"
+
+
+def fmt_ratio(pair: list[float | None]) -> str:
+    if pair[0] is None or pair[1] is None:
+        return "-"
+    return f"{pair[0]:.2f}x / {pair[1]:.2f}x"
+
+
+def fmt_one(pair: list[float] | None) -> str:
+    return "-" if not pair else f"{pair[0]:.1f}"
+
+
+def fmt_click(summary: dict[str, Any]) -> str:
+    desk, direct = summary["click_desk_ms"], summary["click_direct_ms"]
+    if not desk or not direct:
+        return "-"
+    return f"{desk[0]:.1f} / {direct[0]:.1f}"
 
 
 # -- the run --------------------------------------------------------------------------------------
 
 
+@dataclass
+class PlannedCall:
+    at: float  # seconds after the first call
+    agent: Agent
+    counted: bool  # not a warm-up call
+    to_desk: bool  # to a desk agent (the asked rate), not to a bare poller's own agent
+
+
 class Bench:
+    """One run: the processes, the agents, the clients, and the figures as they are measured."""
+
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.database = f"switchboard_bench_{secrets.token_hex(4)}"
         self.redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
         self.simulator = f"http://127.0.0.1:{free_port()}"
-        self.desk = f"http://127.0.0.1:{free_port()}"
+        self.desks = [f"http://127.0.0.1:{free_port()}" for _ in range(args.daphnes)]
         env = {
             **os.environ,
             "DATABASE_URL": f"{POSTGRES}/{self.database}",
@@ -505,17 +918,47 @@ class Bench:
         env.pop("DJANGO_SETTINGS_MODULE", None)
         self.procs = Processes(env=env, logs=Path(tempfile.mkdtemp(prefix="switchboard-bench-")))
         self.rng = random.Random(args.seed)  # noqa: S311 (which agent gets a call, not a secret)
-        self.agents = [Agent(f"bench{i:05d}", dn) for i, dn in enumerate(free_dns(args.agents), 1)]
-        self.sample = self.agents[: min(len(self.agents), args.bare_sample)]
         self.password = "bench-" + secrets.token_hex(4)
-        self.figures = Figures(agents=len(self.agents), sample=len(self.sample))
+        self.vendors = VENDORS[args.vendor]
+        self.agents, self.bare_only = self._agents(args)
+        self.by_vendor = {v: [a for a in self.agents if a.vendor == v] for v in self.vendors}
+        # Genesys: a bare client beside the desk on a sample of its agents. Huawei: agents of their own.
+        self.sample = self.by_vendor.get(GENESYS, [])[: args.bare_sample]
+        self.daphnes: list[subprocess.Popen[bytes]] = []
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.worker_starts = 1
+        self.serving_at = self.connected_at = 0.0
+        self.figures = Figures(agents=len(self.agents), workers=args.workers, daphnes=args.daphnes)
+        self.figures.rate_asked = args.rate
+        for vendor in self.vendors:
+            bare = len(self.sample) if vendor == GENESYS else len(self.bare_only)
+            self.figures.vendors[vendor] = VendorFigures(vendor, len(self.by_vendor[vendor]), bare)
+
+    def _agents(self, args: argparse.Namespace) -> tuple[list[Agent], list[Agent]]:
+        """The desk's agents (Genesys first, then Huawei, half each with ``--vendor both``) and the
+        bare pollers' own Huawei agents, each on a free internal DN."""
+        huawei = args.agents // 2 if args.vendor == "both" else args.agents if args.vendor == HUAWEI else 0
+        genesys = args.agents - huawei
+        bare = min(args.bare_sample, huawei)
+        dns = iter(free_dns(genesys + huawei + bare))
+        desk = [
+            Agent(GENESYS, f"bench{i:05d}", next(dns), username=f"bench{i:05d}")
+            for i in range(1, genesys + 1)
+        ]
+        for i in range(huawei):
+            agent_id = str(HUAWEI_DESK_FIRST_ID + i)
+            desk.append(Agent(HUAWEI, agent_id, next(dns), username=f"hw{agent_id}"))
+        for i, agent in enumerate(desk):
+            agent.desk = self.desks[i % len(self.desks)]
+        bare_only = [Agent(HUAWEI, str(HUAWEI_BARE_FIRST_ID + i), next(dns)) for i in range(bare)]
+        return desk, bare_only
 
     async def run(self) -> Figures:
-        """1. a database, a Redis index, the simulator with N agents, the desk's processes;
-        2. N desktop sockets, until each says connected (the worker's RSS before and after);
-        3. N contact-center logins; bare CometD clients on the sample;
-        4. calls at the rate, until every fragment has arrived or the wait times out;
-        5. stop everything and drop the database, whatever happened."""
+        """1. a database, a Redis index, the simulator with every agent, the desk's processes;
+        2. N desktop sockets, until each says connected; N contact-center logins; the bare clients;
+        3. calls at the rate, until every fragment has arrived or the wait times out;
+        4. the click path and the page render; 5. every worker started again, until every page is up;
+        6. stop everything and drop the database, whatever happened."""
         self.create_storage()
         try:
             await self.start()
@@ -542,6 +985,15 @@ class Bench:
         simulator = ["voicesim", "--host", "127.0.0.1", "--port", port, "--answer-delay-ms", "0"]
         self.procs.start("voicesim", "manage.py", *simulator)
         await asyncio.to_thread(self.procs.manage, "migrate", "--verbosity", "0")
+        # The desk's processes start while the agents are added: they need none to start.
+        for i, desk in enumerate(self.desks, 1):
+            port = desk.rsplit(":", 1)[1]
+            self.daphnes.append(
+                self.procs.start(
+                    f"daphne-{i}", "-m", "daphne", "-b", "127.0.0.1", "-p", port, "desktop.asgi:application"
+                )
+            )
+        self.start_workers()
         await wait_until(
             "voicesim answering", lambda: answers(f"{self.simulator}/control/state"), 30, self.procs
         )
@@ -550,14 +1002,19 @@ class Bench:
             (await control.put("/control/settings", json={"ringing_timeout_ms": 600_000})).raise_for_status()
 
             async def add(agent: Agent) -> None:
-                body = {"login": agent.username, "password": self.password, "dn": agent.dn}
-                answer = await control.post("/control/directory", json={**body, "dialect": "genesys"})
+                body = {
+                    "login": agent.login,
+                    "password": self.password,
+                    "dn": agent.dn,
+                    "dialect": agent.vendor,
+                }
+                answer = await control.post("/control/directory", json=body)
                 if answer.status_code != 201:
-                    raise BenchError(f"the simulator refused {agent.username} on {agent.dn}: {answer.text}")
+                    raise BenchError(f"the simulator refused {agent.login} on {agent.dn}: {answer.text}")
 
-            await bounded(add(agent) for agent in self.agents)
-        spec = {"simulator": self.simulator, "password": self.password}
-        spec["agents"] = [[a.username, a.dn] for a in self.agents]
+            await bounded(add(agent) for agent in [*self.agents, *self.bare_only])
+        spec: dict[str, Any] = {"simulator": self.simulator, "password": self.password}
+        spec["agents"] = [[a.username, a.login, a.dn, a.vendor] for a in self.agents]
         output = await asyncio.to_thread(
             self.procs.manage, "shell", "-c", SETUP, extra_env={"BENCH_SPEC": json.dumps(spec)}, seconds=300
         )
@@ -567,105 +1024,109 @@ class Bench:
         keys = json.loads(line.removeprefix("BENCH-SESSIONS "))
         for agent in self.agents:
             agent.session_key = keys[agent.username]
-        port = self.desk.rsplit(":", 1)[1]
-        self.daphne = self.procs.start(
-            "daphne", "-m", "daphne", "-b", "127.0.0.1", "-p", port, "desktop.asgi:application"
-        )
-        self.worker = self.procs.start("worker", "manage.py", "runworker", "voice-sessions")
-        await wait_until(
-            "the desk healthy", lambda: answers(f"{self.desk}/healthz"), START_TIMEOUT_S, self.procs
-        )
-
-        async def serving() -> bool:
-            return "Serving channels" in self.procs.log("worker")
-
-        await wait_until("the worker serving", serving, START_TIMEOUT_S, self.procs)
+        for desk in self.desks:
+            healthz = functools.partial(answers, f"{desk}/healthz")
+            await wait_until(f"the desk on {desk} healthy", healthz, START_TIMEOUT_S, self.procs)
+        await self.workers_serving()
         print(
-            f"setup: {len(self.agents)} agents; processes up in {time.monotonic() - started:.1f} s",
+            f"setup: {len(self.agents)} agents at the desk, {len(self.bare_only)} of the bare pollers' own; "
+            f"processes up in {time.monotonic() - started:.1f} s",
             flush=True,
         )
 
+    def start_workers(self) -> None:
+        self.workers = [
+            self.procs.start(f"worker-{i}", "manage.py", "runworker", "voice-sessions")
+            for i in range(1, self.args.workers + 1)
+        ]
+
+    async def workers_serving(self) -> None:
+        """Until every worker's log says it serves (this start's line); notes when."""
+        for i in range(1, self.args.workers + 1):
+
+            async def serving(name: str = f"worker-{i}") -> bool:
+                return self.procs.log(name).count("Serving channels") >= self.worker_starts
+
+            await wait_until(f"worker-{i} serving", serving, START_TIMEOUT_S, self.procs)
+        self.serving_at = time.monotonic()
+
+    def rss(self, processes: list[subprocess.Popen[bytes]]) -> int:
+        return sum(rss_kib(p.pid) for p in processes)
+
     async def measure(self) -> None:
         n, figures, rss = len(self.agents), self.figures, self.figures.rss
-        await asyncio.sleep(SETTLE_S)
-        rss["worker_idle"], rss["daphne_idle"] = rss_kib(self.worker.pid), rss_kib(self.daphne.pid)
+        settle = min(SETTLE_S, 0.5 + n / 100)
+        await asyncio.sleep(settle)
+        rss["worker_idle"], rss["daphne_idle"] = self.rss(self.workers), self.rss(self.daphnes)
         connector = aiohttp.TCPConnector(limit=0)
         timeout = aiohttp.ClientTimeout(total=30)
         jar = aiohttp.DummyCookieJar()  # each request names its agent's cookies itself
         watch = LayerQueueWatch(self.redis_url)
         watch.start()
         async with aiohttp.ClientSession(connector=connector, timeout=timeout, cookie_jar=jar) as http:
-            sockets = DeskSockets(http, self.desk)
-            bare = BareClients(self.simulator, self.password)
+            sockets = DeskSockets(http)
+            cometd = BareCometD(self.simulator, self.password)
+            pollers = BarePollers(self.simulator, self.password)
             try:
                 started = time.monotonic()
                 await bounded(sockets.open(agent) for agent in self.agents)
                 await self.pushes(
-                    f"{n} sessions connected", started, [a.connected for a in self.agents], watch
+                    f"{n} sessions connected", started, [a.connected.is_set for a in self.agents], watch
                 )
                 figures.socket_retries = sockets.retries
-                await asyncio.sleep(SETTLE_S)
-                rss["worker_sessions"] = rss_kib(self.worker.pid)
-                rss["daphne_sockets"] = rss_kib(self.daphne.pid)
+                await asyncio.sleep(settle)
+                rss["worker_sessions"], rss["daphne_sockets"] = self.rss(self.workers), self.rss(self.daphnes)
 
                 started = time.monotonic()
                 await bounded(self.log_in(http, agent) for agent in self.agents)
-                await self.pushes(f"{n} agents logged in", started, [a.not_ready for a in self.agents], watch)
-                await bounded(bare.open(agent) for agent in self.sample)
-
-                started = time.monotonic()
-                watch.take_peak()
-                sent, fired = await self.place_calls()
-                measured = fired[self.args.warmup :]
-                ids = [call_id for call_id, _ in measured]
-                sampled = [call_id for call_id, agent in measured if agent in self.sample]
-
-                async def arrived() -> bool:
-                    desk = all(i in sockets.arrivals for i in ids)
-                    return desk and all(i in bare.arrivals for i in sampled)
-
-                with contextlib.suppress(BenchError):  # what did not arrive is counted as missing
-                    await wait_until("every fragment", arrived, ARRIVAL_TIMEOUT_S, self.procs)
-                missing = sum(1 for call_id, _ in fired if call_id not in sockets.arrivals)
-                figures.phases.append(
-                    Phase(f"{len(fired)} calls", time.monotonic() - started, missing, watch.take_peak())
+                await self.pushes(
+                    f"{n} agents logged in", started, [a.not_ready.is_set for a in self.agents], watch
                 )
-                rss["worker_after"] = rss_kib(self.worker.pid)
+                await asyncio.sleep(settle)
+                rss["worker_logged_in"] = self.rss(self.workers)
+                await bounded(cometd.open(agent) for agent in self.sample)
+                await bounded(pollers.open(agent) for agent in self.bare_only)
+
+                await self.calls_phase(sockets, cometd, pollers, watch)
+                rss["worker_after"] = self.rss(self.workers)
+                await self.click_path(http, sockets, cometd, pollers)
+                await self.page_render(http, sockets, pollers)
+                await self.bring_up(watch)
             finally:
                 await watch.stop()
-                await bare.close()
+                await cometd.close()
+                await pollers.close()
                 await sockets.close()
-        figures.calls = len(fired)
-        figures.expected_all, figures.expected_sampled = len(ids), len(sampled)
-        figures.desk_all = latencies(sent, sockets.arrivals, ids)
-        figures.desk_sampled = latencies(sent, sockets.arrivals, sampled)
-        figures.bare_sampled = latencies(sent, bare.arrivals, sampled)
+        if HUAWEI in figures.vendors:
+            figures.vendors[HUAWEI].bare_failures = pollers.failures
 
     async def pushes(
-        self, what: str, started: float, events: list[asyncio.Event], watch: LayerQueueWatch
-    ) -> None:
+        self, what: str, started: float, done: list[Callable[[], bool]], watch: LayerQueueWatch
+    ) -> Phase:
         """Waits for one push per agent until all have come, or none has come for STALL_S (a lost push
         never comes), or the phase's time is up; records the phase with what never came."""
-        deadline = started + 60 + len(events)
+        deadline = started + 60 + len(done)
         seen, progress = 0, time.monotonic()
         while (now := time.monotonic()) < deadline and now - progress < STALL_S:
             self.procs.check()
-            count = sum(e.is_set() for e in events)
-            if count == len(events):
+            count = sum(is_done() for is_done in done)
+            if count == len(done):
                 break
             if count > seen:
                 seen, progress = count, now
-            await asyncio.sleep(0.1)
-        missing = sum(not e.is_set() for e in events)
+            await asyncio.sleep(0.05)
+        missing = sum(not is_done() for is_done in done)
         where = await self.where_agents_are() if missing else ""
-        self.figures.phases.append(Phase(what, time.monotonic() - started, missing, watch.take_peak(), where))
-        print(f"{what}: {time.monotonic() - started:.1f} s, {missing} pushes missing", flush=True)
+        phase = Phase(what, time.monotonic() - started, missing, watch.take_peak(), where)
+        self.figures.phases.append(phase)
+        print(f"{what}: {phase.seconds:.1f} s, {missing} pushes missing", flush=True)
+        return phase
 
     async def where_agents_are(self) -> str:
         """What the simulator and the desk's database say about the agents: where a wait got stuck."""
         async with httpx.AsyncClient(base_url=self.simulator, timeout=10) as control:
             state = (await control.get("/control/state")).json()
-        names = {a.username for a in self.agents}
+        names = {a.login for a in self.agents}
         agents = [a for a in state.get("agents", []) if a.get("login") in names]
         on_switch = sum(1 for a in agents if a.get("loggedIn"))
         query = "SELECT connection, agent_state, count(*) FROM calls_agentlogin GROUP BY 1, 2 ORDER BY 1, 2"
@@ -675,46 +1136,128 @@ class Bench:
         return f"simulator: {on_switch} of {len(agents)} agents logged in; desk database: {desk}"
 
     async def log_in(self, http: aiohttp.ClientSession, agent: Agent) -> None:
-        headers = {"Cookie": agent.cookie, "X-CSRFToken": agent.csrf}
-        async with http.post(f"{self.desk}/agent/", data={"operation": "Login"}, headers=headers) as response:
-            if response.status != 204:
-                raise BenchError(f"Login for {agent.username}: {response.status} {await response.text()}")
+        """Login as the agent's button sends it; clicked again, as an agent would, while the desk
+        answers 503 (its session worker did not answer in time)."""
+        for attempt in range(1, LOGIN_ATTEMPTS + 1):
+            status, text = await self.desk_post(http, agent, "/agent/", {"operation": "Login"})
+            if status == 204:
+                return
+            if status != 503 or attempt == LOGIN_ATTEMPTS:
+                break
+            self.figures.login_retries += 1
+            await asyncio.sleep(1)
+        raise BenchError(f"Login for {agent.username}: {status} {text}")
 
-    async def place_calls(self) -> tuple[dict[str, float], list[tuple[str, Agent]]]:
-        """Places warm-up plus ``--calls`` calls at ``--rate``, each from an outside number of its own.
-        When the sample is not every agent, every other call goes to a sampled agent, so the comparison
-        with the bare clients has enough calls; the rest go to any agent."""
-        args = self.args
-        partial = len(self.sample) < len(self.agents)
-        targets = [
-            self.rng.choice(self.sample if partial and i % 2 == 0 else self.agents)
-            for i in range(args.warmup + args.calls)
-        ]
+    async def desk_post(
+        self, http: aiohttp.ClientSession, agent: Agent, path: str, data: dict[str, str]
+    ) -> tuple[int, str]:
+        """A desk control as the browser sends it: the session cookie, the CSRF token, a form body."""
+        headers = {"Cookie": agent.cookie, "X-CSRFToken": agent.csrf, "HX-Request": "true"}
+        async with http.post(f"{agent.desk}{path}", data=data, headers=headers) as response:
+            return response.status, plain(await response.text())
+
+    # -- the calls ------------------------------------------------------------------------------
+
+    def plan(self) -> list[PlannedCall]:
+        """Warm-up plus ``--calls`` calls to desk agents at ``--rate``, the vendors taking turns. A
+        Genesys call goes to a sampled agent every other time when the sample is not every agent, so the
+        comparison with the bare clients has enough calls; every other Huawei desk call brings one to a
+        bare poller's own agent, placed half a step later."""
+        args, plan = self.args, []
+        partial = len(self.sample) < len(self.by_vendor.get(GENESYS, []))
+        turns = {vendor: 0 for vendor in self.vendors}
+        for i in range(args.warmup + args.calls):
+            vendor = self.vendors[i % len(self.vendors)]
+            turn = turns[vendor]
+            turns[vendor] += 1
+            counted = i >= args.warmup
+            pool = self.sample if vendor == GENESYS and partial and turn % 2 == 0 else self.by_vendor[vendor]
+            plan.append(PlannedCall(i / args.rate, self.rng.choice(pool), counted, to_desk=True))
+            if vendor == HUAWEI and self.bare_only and turn % 2 == 0:
+                plan.append(
+                    PlannedCall((i + 0.5) / args.rate, self.rng.choice(self.bare_only), counted, False)
+                )
+        return sorted(plan, key=lambda call: call.at)
+
+    async def calls_phase(
+        self, sockets: DeskSockets, cometd: BareCometD, pollers: BarePollers, watch: LayerQueueWatch
+    ) -> None:
+        started = time.monotonic()
+        watch.take_peak()
+        plan = self.plan()
+        sent, fired = await self.place_calls(plan)
+        counted = [(call_id, call) for call_id, call in fired if call.counted]
+        desk_ids = [call_id for call_id, call in fired if call.to_desk]
+        sampled = {agent.login for agent in self.sample}
+
+        def compared(vendor: str) -> tuple[list[str], list[str], list[str]]:
+            """Desk calls, the desk's compared calls and the bare client's, counted ones only."""
+            mine = [(i, c) for i, c in counted if c.agent.vendor == vendor]
+            every = [i for i, c in mine if c.to_desk]
+            if vendor == GENESYS:
+                same = [i for i, c in mine if c.agent.login in sampled]
+                return every, same, same
+            return every, every, [i for i, c in mine if not c.to_desk]
+
+        ids = {vendor: compared(vendor) for vendor in self.vendors}
+        bare_arrivals = {GENESYS: cometd.arrivals, HUAWEI: pollers.arrivals}
+
+        async def arrived() -> bool:
+            return all(
+                all(i in sockets.arrivals for i in every) and all(i in bare_arrivals[v] for i in bare)
+                for v, (every, _, bare) in ids.items()
+            )
+
+        with contextlib.suppress(BenchError):  # what did not arrive is counted as missing
+            await wait_until("every fragment", arrived, ARRIVAL_TIMEOUT_S, self.procs)
+        missing = sum(1 for call_id in desk_ids if call_id not in sockets.arrivals)
+        phase = Phase(f"{len(fired)} calls", time.monotonic() - started, missing, watch.take_peak())
+        self.figures.phases.append(phase)
+        self.figures.pushes_lost = missing
+        self.figures.calls = sum(1 for _, call in counted if call.to_desk)
+        self.figures.extra_calls = sum(1 for _, call in fired if not call.to_desk)
+        for vendor, (every, same, bare) in ids.items():
+            figures = self.figures.vendors[vendor]
+            figures.desk_all = Series(
+                figures.desk_all.name, latencies(sent, sockets.arrivals, every), len(every)
+            )
+            figures.desk = Series(figures.desk.name, latencies(sent, sockets.arrivals, same), len(same))
+            figures.bare = Series(figures.bare.name, latencies(sent, bare_arrivals[vendor], bare), len(bare))
+        print(f"{len(fired)} calls: {phase.seconds:.1f} s, {missing} pushes missing", flush=True)
+
+    async def place_calls(
+        self, plan: list[PlannedCall]
+    ) -> tuple[dict[str, float], list[tuple[str, PlannedCall]]]:
+        """Places the planned calls on time, each from an outside number of its own. The achieved rate
+        is the counted desk calls' over the time from the first one's POST to the last one's answer."""
         sent: dict[str, float] = {}
-        fired: list[tuple[str, Agent]] = []
+        answered: list[float] = []
+        fired: list[tuple[str, PlannedCall]] = []
         async with httpx.AsyncClient(base_url=self.simulator, timeout=10) as control:
 
-            async def place(i: int, agent: Agent) -> None:
-                body = {"from": f"+1555{i:07d}", "to": agent.dn}
+            async def place(i: int, call: PlannedCall) -> None:
+                body = {"from": f"+1555{i:07d}", "to": call.agent.dn}
                 t0 = time.perf_counter()
                 response = await control.post("/control/calls", json=body)
                 if response.status_code != 201:
                     raise BenchError(f"placing call {i}: {response.status_code} {response.text}")
                 call_id = response.json()["id"]
                 sent[call_id] = t0
-                fired.append((call_id, agent))
+                fired.append((call_id, call))
+                if call.counted and call.to_desk:
+                    answered.append(time.perf_counter())
 
-            profilers = self.start_profilers(duration=len(targets) / args.rate + 2)
+            profilers = self.start_profilers(duration=plan[-1].at + 3)
             try:
                 before = {name: cpu_seconds(p.pid) for name, p in self.procs.running.items()}
                 before["bench"] = time.process_time()
                 start = time.perf_counter()
                 placing = []
-                for i, agent in enumerate(targets):
-                    delay = start + i / args.rate - time.perf_counter()
+                for i, call in enumerate(plan):
+                    delay = start + call.at - time.perf_counter()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                    placing.append(asyncio.create_task(place(i, agent)))
+                    placing.append(asyncio.create_task(place(i, call)))
                 await asyncio.gather(*placing)
                 await asyncio.sleep(1)  # the last fragments
                 cpu = {name: cpu_seconds(p.pid) - before[name] for name, p in self.procs.running.items()}
@@ -726,16 +1269,21 @@ class Bench:
                     if profiler.poll() is None:
                         profiler.kill()
                         profiler.wait()
+        first = min((sent[call_id] for call_id, call in fired if call.counted and call.to_desk), default=0.0)
+        if len(answered) > 1:
+            self.figures.rate_achieved = (len(answered) - 1) / (max(answered) - first)
         fired.sort(key=lambda item: sent[item[0]])
         return sent, fired
 
     def start_profilers(self, duration: float) -> list[subprocess.Popen[bytes]]:
-        """py-spy on the worker and daphne while the calls are placed: collapsed stacks per thread, idle
-        (waiting) frames included, so time spent queueing shows as well as time spent computing."""
+        """py-spy on the workers and daphnes while the calls are placed: collapsed stacks per thread,
+        idle (waiting) frames included, so time spent queueing shows as well as time spent computing."""
         if not self.args.py_spy:
             return []
         started = []
-        for name, process in (("worker", self.worker), ("daphne", self.daphne)):
+        for name, process in self.procs.running.items():
+            if not name.startswith(DESK_PROCESSES):
+                continue
             output = self.procs.logs / f"{name}.py-spy.txt"
             options = "record --format raw --rate 200 --threads --idle --nonblocking".split()
             command = [self.args.py_spy, *options, "--pid", str(process.pid), "-o", str(output)]
@@ -743,32 +1291,365 @@ class Bench:
             started.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))  # noqa: S603
         return started
 
+    # -- the click path and the page ------------------------------------------------------------
+
+    async def fresh_call(self, agent: Agent, sockets: DeskSockets, pollers: BarePollers) -> str:
+        """Clears the agent's phone of the calls phase's calls, then places one call to it and has the
+        agent's phone answer it (the control API); returns the call id once the agent sees it
+        established (its page, or for a bare poller's agent, the switch's answer)."""
+        async with httpx.AsyncClient(base_url=self.simulator, timeout=10) as control:
+            response = await control.post("/control/calls", json={"from": "+15559990000", "to": agent.dn})
+            if response.status_code != 201:
+                raise BenchError(f"placing a call to {agent.dn}: {response.status_code} {response.text}")
+            call_id = str(response.json()["id"])
+            if agent.username:
+                await sockets.until_card(agent, call_id, "Ringing")
+            else:
+                await wait_until(
+                    f"{agent.login}'s poller seeing {call_id}",
+                    lambda: self._arrived(pollers.arrivals, call_id),
+                    STEP_TIMEOUT_S,
+                    self.procs,
+                )
+            (await control.post(f"/control/parties/{agent.dn}/answer")).raise_for_status()
+        if agent.username:
+            await sockets.until_card(agent, call_id, "Established")
+        return call_id
+
+    @staticmethod
+    async def _arrived(arrivals: dict[str, float], call_id: str) -> bool:
+        return call_id in arrivals
+
+    async def hang_up(self, agents: Iterable[Agent]) -> None:
+        """Every call on these agents' phones ends (their own phone hangs up)."""
+        async with httpx.AsyncClient(base_url=self.simulator, timeout=10) as control:
+            for agent in agents:
+                (await control.post(f"/control/parties/{agent.dn}/hangup")).raise_for_status()
+
+    async def desk_action(
+        self, http: aiohttp.ClientSession, agent: Agent, call_id: str, operation: str, figures: VendorFigures
+    ) -> float:
+        """One call action through the desk, ms from the POST to its answer. A refusal that says "not
+        yet" (the call's operations not saved yet, or the agent's rate limit) is tried again, untimed."""
+        for _ in range(REFUSED_ATTEMPTS):
+            t0 = time.perf_counter()
+            status, text = await self.desk_post(http, agent, f"/calls/{call_id}/", {"operation": operation})
+            elapsed = (time.perf_counter() - t0) * 1000
+            if status == 204:
+                return elapsed
+            if status not in REFUSED_PAUSE_S:
+                break
+            figures.click_refused[status] = figures.click_refused.get(status, 0) + 1
+            await asyncio.sleep(REFUSED_PAUSE_S[status])
+        raise BenchError(f"{operation} on {call_id} through the desk for {agent.username}: {status} {text}")
+
+    async def click_path(
+        self, http: aiohttp.ClientSession, sockets: DeskSockets, cometd: BareCometD, pollers: BarePollers
+    ) -> None:
+        """Hold and Retrieve on an answered call, in turns: twice through the desk (timed from the POST
+        to the HTTP answer), then twice straight to the Voice API on a session of the bench's own (the
+        Genesys agent's bare client; the Huawei bare poller's agent). Sequential, so both paths are
+        timed under the same conditions; the page must show each new state before the next action.
+        A step that fails ends that vendor's click path, with the reason in the figures."""
+        async with httpx.AsyncClient(timeout=10) as direct:
+            for vendor in self.vendors:
+                figures = self.figures.vendors[vendor]
+                started = time.monotonic()
+                try:
+                    pairs = await self._click_turns(http, direct, sockets, cometd, pollers, figures)
+                except BenchError as exc:
+                    figures.click_error = str(exc)
+                    print(f"{vendor} click path stopped: {exc}", flush=True)
+                    continue
+                print(
+                    f"{vendor} click path: {len(figures.click_desk.values)} actions each way on {pairs} "
+                    f"agents, {time.monotonic() - started:.1f} s",
+                    flush=True,
+                )
+
+    async def _click_turns(
+        self,
+        http: aiohttp.ClientSession,
+        direct: httpx.AsyncClient,
+        sockets: DeskSockets,
+        cometd: BareCometD,
+        pollers: BarePollers,
+        figures: VendorFigures,
+    ) -> int:
+        if figures.vendor == GENESYS:
+            desk_agents = direct_agents = self.sample[: self.args.click_agents]
+            client: BareCometD | BarePollers = cometd
+        else:
+            desk_agents = self.by_vendor[HUAWEI][: self.args.click_agents]
+            direct_agents = self.bare_only[: self.args.click_agents]
+            client = pollers
+        pairs = list(zip(desk_agents, direct_agents, strict=False))
+        await self.hang_up({*desk_agents, *direct_agents})
+        calls = {
+            agent: await self.fresh_call(agent, sockets, pollers) for agent in {*desk_agents, *direct_agents}
+        }
+        for turn in range(max(1, self.args.clicks // 2)):
+            desk_agent, direct_agent = pairs[turn % len(pairs)]
+            for operation, state in (("Hold", "Held"), ("Retrieve", "Established")):
+                call_id = calls[desk_agent]
+                figures.click_desk.values.append(
+                    await self.desk_action(http, desk_agent, call_id, operation, figures)
+                )
+                await sockets.until_card(desk_agent, call_id, state)
+            for operation, state in (("Hold", "Held"), ("Retrieve", "Established")):
+                call_id = calls[direct_agent]
+                t0 = time.perf_counter()
+                await client.operate(direct, direct_agent, call_id, operation)
+                figures.click_direct.values.append((time.perf_counter() - t0) * 1000)
+                if direct_agent.username:
+                    await sockets.until_card(direct_agent, call_id, state)
+        return len(pairs)
+
+    async def page_render(
+        self, http: aiohttp.ClientSession, sockets: DeskSockets, pollers: BarePollers
+    ) -> None:
+        """The desk page (``GET /``) of an agent with five live calls, four held and one talking,
+        ``--renders`` times one after the other after a short warm-up: ms from the request to the body.
+        A step that fails ends that vendor's render, with the reason in the figures."""
+        for vendor in self.vendors:
+            figures = self.figures.vendors[vendor]
+            try:
+                await self._render(http, sockets, pollers, figures)
+            except BenchError as exc:
+                figures.render_error = str(exc)
+                print(f"{vendor} page render stopped: {exc}", flush=True)
+                continue
+            print(
+                f"{vendor} page render: {len(figures.render.values)} times with {figures.render_cards} cards",
+                flush=True,
+            )
+
+    async def _render(
+        self, http: aiohttp.ClientSession, sockets: DeskSockets, pollers: BarePollers, figures: VendorFigures
+    ) -> None:
+        agent = self.by_vendor[figures.vendor][-1]
+        await self.hang_up([agent])
+        for i in range(LIVE_CALLS_ON_PAGE):
+            call_id = await self.fresh_call(agent, sockets, pollers)
+            if i < LIVE_CALLS_ON_PAGE - 1:
+                await self.desk_action(http, agent, call_id, "Hold", figures)
+                await sockets.until_card(agent, call_id, "Held")
+        headers = {"Cookie": agent.cookie}
+        for i in range(RENDER_WARMUP + self.args.renders):
+            t0 = time.perf_counter()
+            async with http.get(f"{agent.desk}/", headers=headers) as response:
+                page = await response.text()
+                elapsed = (time.perf_counter() - t0) * 1000
+            if response.status != 200:
+                raise BenchError(f"GET / for {agent.username}: {response.status} {plain(page)}")
+            if i >= RENDER_WARMUP:
+                figures.render.values.append(elapsed)
+            figures.render_cards = len(PAGE_CARD.findall(page))
+
+    # -- bring-up -------------------------------------------------------------------------------
+
+    async def bring_up(self, watch: LayerQueueWatch) -> None:
+        """Every worker stopped (it drains) and started again, the desktop sockets left open; the time
+        from the new processes' start until every page says connected and has been sent its agent
+        state bar again (the session's resync)."""
+        self.procs.stop(name for name in self.procs.running if name.startswith("worker"))
+        await asyncio.sleep(1)  # what the old workers pushed as they drained has reached the pages
+        for agent in self.agents:
+            agent.connected.clear()
+            agent.state_shown.clear()
+        watch.take_peak()
+        started = time.monotonic()
+        self.worker_starts += 1
+        self.start_workers()
+        serving = asyncio.create_task(self.workers_serving())
+        connected = asyncio.create_task(self.all_connected())
+        n = len(self.agents)
+        try:
+            phase = await self.pushes(
+                f"bring-up: {n} pages connected and resynced after a worker start",
+                started,
+                [agent.up for agent in self.agents],
+                watch,
+            )
+            await serving
+        finally:
+            await cancel([serving, connected], "waits of the bring-up")
+        self.figures.bring_up_missing = phase.missing
+        self.figures.bring_up_s = None if phase.missing else phase.seconds
+        self.figures.workers_serving_s = self.serving_at - started
+        if self.connected_at:
+            self.figures.bring_up_connected_s = self.connected_at - started
+
+    async def all_connected(self) -> None:
+        """Notes when every page says connected (the agent state bar may come later)."""
+        await asyncio.gather(*(agent.connected.wait() for agent in self.agents))
+        self.connected_at = time.monotonic()
+
+
+# -- the sweep ----------------------------------------------------------------------------------
+
+
+def sweep_points(args: argparse.Namespace) -> list[tuple[int, float, int]]:
+    """(agents, rate, workers) for every point of the grid, each once: every agent count at ``--rate``
+    and every rate at ``--sweep-rate-agents``, with each worker count."""
+    points: list[tuple[int, float, int]] = []
+    for workers in args.sweep_workers:
+        for point in [
+            *((agents, args.rate, workers) for agents in args.sweep_agents),
+            *((args.sweep_rate_agents, rate, workers) for rate in args.sweep_rates),
+        ]:
+            if point not in points:
+                points.append(point)
+    return points
+
+
+def point_command(args: argparse.Namespace, agents: int, rate: float, workers: int) -> list[str]:
+    command = [sys.executable, str(Path(__file__).resolve().relative_to(ROOT))]
+    command += ["--agents", str(agents), "--rate", f"{rate:g}", "--workers", str(workers)]
+    for name in ("vendor", "daphnes", "calls", "warmup", "bare_sample", "seed", "redis_db", "clicks"):
+        command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    command += ["--click-agents", str(args.click_agents), "--renders", str(args.renders)]
+    command += ["--timeout", f"{args.timeout:g}"]
+    return command
+
+
+def run_point(args: argparse.Namespace, agents: int, rate: float, workers: int) -> dict[str, Any]:
+    """One bench run as its own process; its output goes on to ours; its SESSIONS-RESULT back."""
+    command = point_command(args, agents, rate, workers)
+    print(f"\n=== sweep point: {agents} agents, {rate:g} calls/s, {workers} worker(s) ===", flush=True)
+    result: dict[str, Any] = {"ok": False, "agents": agents, "rate": rate, "workers": workers}
+    with subprocess.Popen(  # noqa: S603 (our own interpreter and script)
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            if line.startswith(RESULT_PREFIX):
+                result = json.loads(line.removeprefix(RESULT_PREFIX))
+    if process.returncode != 0 and result.get("ok"):
+        result = {**result, "ok": False, "error": f"exited with {process.returncode}"}
+    result.setdefault("error", "" if result.get("ok") else f"exited with {process.returncode}")
+    result["command"] = shlex.join([".venv/bin/python", *command[1:]])
+    return result
+
+
+def machine() -> dict[str, str]:
+    """The host, as ``docs/performance.md`` names it."""
+    memory = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        "unknown",
+    )
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
+    kib = int(memory.split()[0]) if memory[:1].isdigit() else 0
+    return {
+        "nproc": str(os.cpu_count()),
+        "memory": f"{kib / 1024 / 1024:.1f} GiB" if kib else memory,
+        "cpu": model,
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
+
+
+def sweep(args: argparse.Namespace, argv: list[str]) -> int:
+    """Runs every point, then writes the report and the plot; exits 0 when every point ran."""
+    from plot import write_report  # matplotlib, from the bench extra: only the sweep needs it
+
+    results = [run_point(args, agents, rate, workers) for agents, rate, workers in sweep_points(args)]
+    command = shlex.join([".venv/bin/python", "bench/sessions.py", *argv])
+    generated = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    markdown, image = write_report(
+        results,
+        Path(args.sweep_out),
+        command=command,
+        machine=machine(),
+        generated=generated,
+        sweep_rate=args.rate,
+        sweep_rate_agents=args.sweep_rate_agents,
+    )
+    failed = [r for r in results if not r.get("ok")]
+    print(f"\nsweep: {len(results)} points, {len(failed)} failed; wrote {markdown} and {image}")
+    print(RESULT_PREFIX + json.dumps({"ok": not failed, "sweep": True, "points": results}))
+    return 0 if not failed else 1
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def numbers(kind: type[int] | type[float]) -> Callable[[str], list[Any]]:
+    def parse(text: str) -> list[Any]:
+        try:
+            values = [kind(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+        if not values or min(values) <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: give positive numbers, separated by commas")
+        return values
+
+    return parse
+
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--agents", type=int, default=100, help="agents, each with a desktop socket (100)")
-    parser.add_argument("--calls", type=int, default=200, help="calls measured (200)")
-    parser.add_argument("--rate", type=float, default=20.0, help="calls placed per second (20)")
-    parser.add_argument("--warmup", type=int, default=10, help="calls placed first and not counted (10)")
-    parser.add_argument("--bare-sample", type=int, default=100, help="agents with a bare CometD client (100)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed for which agent gets a call (1)")
-    parser.add_argument("--redis-db", type=int, default=13, help="Redis database index, flushed (13)")
-    parser.add_argument("--py-spy", default="", help="path to py-spy: profile the worker and daphne (off)")
-    parser.add_argument("--timeout", type=float, default=900.0, help="bound on the whole run (900 s)")
+    add = parser.add_argument
+    add("--agents", type=int, default=100, help="agents, each with a desktop socket (100)")
+    add("--vendor", choices=sorted(VENDORS), default=GENESYS, help="the agents' dialect; both: half each")
+    add("--workers", type=int, default=1, choices=(1, 2), help="runworker processes sharing the agents (1)")
+    add("--daphnes", type=int, default=1, help="daphne processes sharing the sockets (1)")
+    add("--calls", type=int, default=200, help="calls measured (200)")
+    add("--rate", type=float, default=20.0, help="calls placed per second; the sweep's rate for agents (20)")
+    add("--warmup", type=int, default=10, help="calls placed first and not counted (10)")
+    add("--bare-sample", type=int, default=100, help="agents with a bare client, per vendor (100)")
+    add("--clicks", type=int, default=50, help="desk actions timed per vendor, and as many direct (50)")
+    add("--click-agents", type=int, default=5, help="agents the click path uses per vendor (5)")
+    add("--renders", type=int, default=50, help="page renders timed per vendor (50)")
+    add("--seed", type=int, default=1, help="random seed for which agent gets a call (1)")
+    add("--redis-db", type=int, default=13, help="Redis database index, flushed (13)")
+    add("--py-spy", default="", help="path to py-spy: profile the workers and daphnes (off)")
+    add("--timeout", type=float, default=900.0, help="bound on the whole run, each sweep point's (900 s)")
+    add("--sweep", action="store_true", help="run the grid below and write the report and plot")
+    add("--sweep-agents", type=numbers(int), default=[500, 1000, 2000, 5000], help="(500,1000,2000,5000)")
+    add("--sweep-rates", type=numbers(float), default=[20.0, 50.0, 100.0], help="(20,50,100)")
+    add("--sweep-rate-agents", type=int, default=2000, help="agents while the rate is swept (2000)")
+    add("--sweep-workers", type=numbers(int), default=[1, 2], help="worker counts (1,2)")
+    add("--sweep-out", default=str(ROOT / "docs"), help="where performance.md and .png go (docs/)")
     args = parser.parse_args(argv)
-    if min(args.agents, args.calls, args.bare_sample) < 1 or args.rate <= 0 or args.warmup < 0:
-        parser.error("--agents, --calls, --bare-sample and --rate must be positive")
+    positive = (args.agents, args.calls, args.bare_sample, args.daphnes, args.clicks, args.click_agents)
+    if min(positive) < 1 or args.rate <= 0 or args.warmup < 0 or args.renders < 1:
+        parser.error(
+            "--agents, --calls, --bare-sample, --daphnes, --clicks, --renders and --rate must be positive"
+        )
+    if args.vendor == "both" and args.agents < 2:
+        parser.error("--vendor both needs at least 2 agents")
+    if not set(args.sweep_workers) <= {1, 2}:
+        parser.error("--sweep-workers takes 1 and 2")
+    huawei = args.agents // 2 if args.vendor == "both" else args.agents if args.vendor == HUAWEI else 0
+    if HUAWEI_DESK_FIRST_ID + huawei > HUAWEI_BARE_FIRST_ID:
+        parser.error(f"at most {HUAWEI_BARE_FIRST_ID - HUAWEI_DESK_FIRST_ID:,} Huawei agents at the desk")
+    if HUAWEI_BARE_FIRST_ID + args.bare_sample > HUAWEI_LAST_ID + 1:
+        parser.error(
+            f"at most {HUAWEI_LAST_ID + 1 - HUAWEI_BARE_FIRST_ID:,} Huawei agents with a bare poller"
+        )
+    for agents in [args.agents, *(args.sweep_agents if args.sweep else []), args.sweep_rate_agents]:
+        try:
+            free_dns(agents + min(args.bare_sample, agents))
+        except BenchError as exc:
+            parser.error(str(exc))
     return args
 
 
-async def main(argv: list[str]) -> int:
-    args = parse_args(argv)
+async def main(args: argparse.Namespace) -> int:
     asyncio.get_running_loop().set_exception_handler(quiet_cancelled_callbacks)
-    print("command:", shlex.join([sys.executable, *sys.argv]))
-    print("parameters:", json.dumps(vars(args)))
-    print(
-        f"host: {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}; loopback only"
-    )
     bench = Bench(args)
     try:
         async with asyncio.timeout(args.timeout):
@@ -776,16 +1657,34 @@ async def main(argv: list[str]) -> int:
     except (BenchError, TimeoutError) as exc:
         reason = str(exc) or f"the run took longer than --timeout {args.timeout:g} s"
         print(f"\nFAILED: {reason}\n{bench.procs.tails()}", file=sys.stderr)
+        print(RESULT_PREFIX + json.dumps({"ok": False, "error": reason, **point_of(args)}), flush=True)
         return 1
     except Exception:
         traceback.print_exc()
         print(f"\nFAILED unexpectedly\n{bench.procs.tails()}", file=sys.stderr)
+        print(RESULT_PREFIX + json.dumps({"ok": False, "error": "unexpected", **point_of(args)}), flush=True)
         return 1
     print()
-    print(figures.table(args))
+    print(figures.report(args))
     print(f"\nprocess logs: {bench.procs.logs}")
+    print(RESULT_PREFIX + json.dumps({**figures.summary(args), "command": shlex.join(sys.argv)}), flush=True)
     return 0
 
 
+def point_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {"vendor": args.vendor, "agents": args.agents, "rate": args.rate, "workers": args.workers}
+
+
+def entry(argv: list[str]) -> int:
+    args = parse_args(argv)
+    print("command:", shlex.join([sys.executable, *sys.argv]))
+    print("parameters:", json.dumps(vars(args)))
+    host = f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}"
+    print(f"host: {host}; loopback only", flush=True)
+    if args.sweep:
+        return sweep(args, argv)
+    return asyncio.run(main(args))
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(sys.argv[1:])))
+    sys.exit(entry(sys.argv[1:]))

@@ -30,7 +30,9 @@ log = logging.getLogger("switchboard.actions")
 
 AGENT_OPERATIONS = ("Login", "Logout", "Ready", "NotReady", "AfterCallWork")
 REASON_REFUSED = "Choose one of the reasons offered for Not ready."
-DISPOSITION = "Disposition"  # the action's name in the audit log, and the user data key on the call
+DISPOSITION = "Disposition"
+# How long an action waits for the session's owner to save what it has pushed (see ``_settle``).
+SETTLE_SECONDS = 2.0  # the action's name in the audit log, and the user data key on the call
 
 
 class ActionRefused(Exception):
@@ -70,6 +72,39 @@ def own_live_call(login: AgentLogin, call_id: str) -> LiveCall:
     if live is None:
         raise NotFound()
     return live
+
+
+async def _settle(login: AgentLogin) -> None:
+    """Until the session's owner has saved everything it has pushed. The owner pushes first and
+    saves a moment later, so an agent quick enough can act on what the screen shows before the
+    database has it: a check that refuses on the saved state asks this and reads it again."""
+    try:
+        async with asyncio.timeout(SETTLE_SECONDS):
+            await ask_owner(login, "flush")
+    except (VoiceApiError, TimeoutError):
+        pass
+
+
+async def _settled_check(login: AgentLogin, check: Callable[[AgentLogin], Awaitable[bool]]) -> bool:
+    """Whether a refusal's ``check`` of the saved state holds, and still holds once the owner has
+    saved everything it has pushed."""
+    if not await check(login):
+        return False
+    await _settle(login)
+    return await check(login)
+
+
+async def _live_call_offering(login: AgentLogin, call_id: str, name: str) -> LiveCall:
+    """The agent's live call, as saved once it offers ``name`` or the owner has saved all it knows."""
+    try:
+        live = await own_live_call(login, call_id)
+        if live.offers(name):
+            return live
+    except NotFound:
+        if _no_such_call_id(call_id):
+            raise
+    await _settle(login)
+    return await own_live_call(login, call_id)
 
 
 @database_sync_to_async
@@ -173,7 +208,7 @@ async def call_operation(user: AbstractBaseUser, call_id: str, name: str, data: 
 
 async def _call_operation(user: AbstractBaseUser, call_id: str, name: str, data: Any) -> None:
     login = await login_for(user)
-    live = await own_live_call(login, call_id)
+    live = await _live_call_offering(login, call_id, name)
     operation = OPERATIONS.get(name)
     if operation is None:
         raise ActionRefused(f"Unknown operation {name!r}")
@@ -209,6 +244,9 @@ async def _dial(user: AbstractBaseUser, data: Any) -> None:
     except InvalidParameters as exc:
         raise ActionRefused(str(exc)) from exc
     if login.agent_state == "LoggedOut":
+        await _settle(login)
+        login = await login_for(user)
+    if login.agent_state == "LoggedOut":
         raise ActionRefused("Log in to the contact center before dialling.", 409)
     await _voice_api(login, lambda backend: backend.dial(number))
 
@@ -226,9 +264,13 @@ async def _agent_operation(user: AbstractBaseUser, name: str, reason: str = "") 
     reason = reason if name == "NotReady" else ""
     if reason and not await _offered_reason(reason):
         raise ActionRefused(REASON_REFUSED)
-    if name == "Logout" and await _on_a_call(login):
+    if name == "Logout" and await _settled_check(login, _on_a_call):
         raise ActionRefused("You are on a call: finish it before you log out of the contact center.", 409)
-    if name == "Ready" and login.agent_state == "AfterCallWork" and await _disposition_missing(login):
+    if (
+        name == "Ready"
+        and login.agent_state == "AfterCallWork"
+        and await _settled_check(login, _disposition_missing)
+    ):
         raise ActionRefused("Choose a disposition for your last call before you become Ready.", 409)
     if name in ("Login", "Logout"):
         # Signing in and out is the session owner's: on some Voice APIs it is the session itself.
@@ -283,10 +325,16 @@ async def _disposition(user: AbstractBaseUser, call_id: str, code: str) -> None:
     desk attach data to it, attach it too (user data ``Disposition``), so the switch's reports
     have it. Kept first: the history is the desk's, and a refusal to attach loses nothing."""
     login = await login_for(user)
-    live = await _own_call(login, call_id)
+    try:
+        live = await _own_call(login, call_id)
+    except NotFound:
+        await _settle(login)
+        live = await _own_call(login, call_id)
     if not await _offered_code(code):
         raise ActionRefused("Choose one of the disposition codes offered.")
     await services.set_disposition(login.pk, call_id, code)
+    # The session's owner pushes from memory: it must know the choice too.
+    await _ask_quietly(login, "disposition", call_id=call_id, code=code)
     if live is None:
         return
     # Attached once, the pair is updated on a change of mind: some switches keep both otherwise.

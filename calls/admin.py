@@ -1,5 +1,5 @@
-"""The admin of the telephony domain: voice servers and agent logins to manage, live calls and call
-history to look at.
+"""The admin of the telephony domain: voice servers, agent logins and teams to manage, live calls,
+call history and supervisions to look at.
 
 An agent login's Voice API password is write-only here: typed in, never shown back, never logged.
 """
@@ -14,7 +14,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Model, Q, QuerySet
+from django.db.models import Count, Model, Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
@@ -25,6 +25,7 @@ from . import audit, importing
 from .backends import backend_for
 from .importing import ImportRefused, import_agent_logins
 from .models import (
+    SUPERVISE_PERMISSION,
     AgentLogin,
     AuditEntry,
     CallRecord,
@@ -32,6 +33,8 @@ from .models import (
     LiveCall,
     NotReadyReason,
     SpeedDial,
+    Supervision,
+    Team,
     VoiceServer,
 )
 from .signals import ENDED_BY_ADMIN, stop_session
@@ -404,6 +407,61 @@ class SpeedDialAdmin(admin.ModelAdmin[SpeedDial]):
     list_editable = ["position", "active"]
     list_filter = ["active"]
     search_fields = ["label", "number"]
+
+
+class MemberCount(TypedDict):
+    member_count: int
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin[Team]):
+    """Teams: their members (agent logins) and their leads (desk users). Saving warns about a lead
+    who could not run the team: without the permission "Can lead a team" the team stays hidden
+    from them, and without an enabled agent login they cannot act."""
+
+    list_display = ["name", "lead_names", "member_count"]
+    search_fields = ["name", "leads__username", "members__user__username", "members__dn"]
+    autocomplete_fields = ["members", "leads"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Team]:
+        leads = Prefetch("leads", queryset=get_user_model().objects.order_by("username"))
+        queryset = super().get_queryset(request).prefetch_related(leads)
+        return queryset.annotate(member_count=Count("members", distinct=True))
+
+    @admin.display(description="leads")
+    def lead_names(self, obj: Team) -> str:
+        return ", ".join(user.get_username() for user in obj.leads.all()) or "—"
+
+    @admin.display(description="members", ordering="member_count")
+    def member_count(self, obj: WithAnnotations[Team, MemberCount]) -> int:
+        return obj.member_count
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        team: Team = form.instance
+        for lead in team.leads.all():
+            name = lead.get_username()
+            if not lead.is_active or not lead.has_perm(SUPERVISE_PERMISSION):
+                self.message_user(
+                    request,
+                    f'{name} cannot see this team: an active user with the permission "Can lead a team" can.',
+                    messages.WARNING,
+                )
+            elif not AgentLogin.objects.filter(user=lead, enabled=True).exists():
+                self.message_user(
+                    request,
+                    f"{name} has no enabled agent login: they see the board but cannot act on it.",
+                    messages.WARNING,
+                )
+
+
+@admin.register(Supervision)
+class SupervisionAdmin(ReadOnlyAdmin[Supervision]):
+    """Who monitors which call now, as leads started it from their boards."""
+
+    list_display = ["lead", "mode", "member", "call_id", "started_at"]
+    list_filter = ["mode"]
+    list_select_related = ["lead__user", "member__user", "lead__server", "member__server"]
 
 
 @admin.register(AuditEntry)

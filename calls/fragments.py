@@ -7,49 +7,78 @@ consult under its parent; an updated card in place, a released card deleted).
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
 
+from .directory import search
 from .models import AgentLogin, CallRecord, DispositionCode, LiveCall, NotReadyReason
 from .operations import card_controls
+from .templatetags.calls import parties
 from .voice import Call
 
 
-def card(live: LiveCall, *, oob: str = "") -> str:
+def card(live: LiveCall, *, oob: str = "", facts: CardFacts | None = None) -> str:
+    """One call card. ``facts``: what the card shows beyond the call itself, when the caller holds
+    it in memory (the session worker); otherwise it is read from the database."""
+    facts = facts or card_facts(live)
     context = {
         "call": live,
         "controls": card_controls(live),
-        "disposition": _card_disposition(live),
+        "disposition": _card_disposition(live, facts),
+        "consult_for": facts.consult_for,
         "oob": oob,
     }
     return render_to_string("calls/card.html", context)
 
 
-def _card_disposition(live: LiveCall) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class CardFacts:
+    """The active disposition codes, the code the agent chose for this call, and whom a consult
+    is about (the parties of its parent call, as that card shows them)."""
+
+    codes: list[DispositionCode]
+    chosen: str = ""
+    consult_for: str = "another call"
+
+
+def card_facts(live: LiveCall) -> CardFacts:
+    """A card's facts as the database has them."""
+    codes: list[DispositionCode] = []
+    chosen = ""
+    consult_for = "another call"
+    if live.parent_call_id:
+        parent = LiveCall.objects.filter(login_id=live.login_id, call_id=live.parent_call_id).first()
+        if parent is not None:
+            consult_for = parties(parent)
+    elif live.state in ("Established", "Held"):
+        codes = list(DispositionCode.objects.filter(active=True))
+        record = CallRecord.objects.filter(login_id=live.login_id, call_id=live.call_id)
+        chosen = record.values_list("disposition", flat=True).first() or ""
+    return CardFacts(codes, chosen, consult_for)
+
+
+def _card_disposition(live: LiveCall, facts: CardFacts) -> dict[str, Any] | None:
     """The disposition picker of a connected customer call (consults have none), when codes exist."""
-    if live.parent_call_id or live.state not in ("Established", "Held"):
+    if live.parent_call_id or live.state not in ("Established", "Held") or not facts.codes:
         return None
-    codes = list(DispositionCode.objects.filter(active=True))
-    if not codes:
-        return None
-    chosen = CallRecord.objects.filter(login_id=live.login_id, call_id=live.call_id).values_list(
-        "disposition", flat=True
-    )
-    return {"codes": codes, "chosen": chosen.first() or ""}
+    return {"codes": facts.codes, "chosen": facts.chosen}
 
 
-def card_push(live: LiveCall, *, created: bool) -> str:
+def card_push(live: LiveCall, *, created: bool, facts: CardFacts | None = None) -> str:
     if not created:
-        return card(live, oob="outerHTML")
+        return card(live, oob="outerHTML", facts=facts)
     # A new card may already be on the page (a snapshot taken after the call was saved):
     # delete it first, so the insert can never duplicate it. It always goes into #calls, even a
     # consult: htmx drops a swap whose target is missing, and the parent may not be on the page
     # (gone, or not pushed yet). desk.js moves a consult under its parent, as live_calls orders them.
     return card_removed(live.call_id) + format_html(
-        '<div hx-swap-oob="beforeend:#calls">{}</div>', card(live)
+        '<div hx-swap-oob="beforeend:#calls">{}</div>', card(live, facts=facts)
     )
 
 
@@ -58,8 +87,13 @@ def card_removed(call_id: str) -> str:
 
 
 def live_calls(login: AgentLogin) -> list[LiveCall]:
-    """Cards in display order: each consult call right after its parent."""
-    calls = list(login.live_calls.all())
+    """The agent's saved live calls in display order."""
+    return in_display_order(login.live_calls.all())
+
+
+def in_display_order(calls: Iterable[LiveCall]) -> list[LiveCall]:
+    """Cards in display order: by start, each consult call right after its parent."""
+    calls = sorted(calls, key=lambda c: (c.started_at, c.call_id))
     ids = {c.call_id for c in calls}
     ordered: list[LiveCall] = []
     for parent in [c for c in calls if not c.parent_call_id or c.parent_call_id not in ids]:
@@ -68,60 +102,94 @@ def live_calls(login: AgentLogin) -> list[LiveCall]:
     return ordered
 
 
-def calls_region(login: AgentLogin, *, oob: bool = True) -> str:
-    return render_to_string(
-        "calls/calls_region.html",
-        {"cards": [card(c) for c in live_calls(login)], "oob": oob},
-    )
+def calls_region(
+    login: AgentLogin,
+    *,
+    oob: bool = True,
+    calls: Iterable[LiveCall] | None = None,
+    facts: Callable[[LiveCall], CardFacts] | None = None,
+) -> str:
+    """Every card of the agent; ``calls`` and their ``facts`` when the caller holds them in memory."""
+    shown = live_calls(login) if calls is None else in_display_order(calls)
+    cards = [card(c, facts=facts(c) if facts else None) for c in shown]
+    return render_to_string("calls/calls_region.html", {"cards": cards, "oob": oob})
 
 
 STATE_LABELS = {"LoggedOut": "Logged out", "NotReady": "Not ready", "AfterCallWork": "After-call work"}
 
 
-def agent_state(login: AgentLogin, *, oob: bool = True) -> str:
+@dataclass(frozen=True)
+class BarFacts:
+    """What the agent-state bar shows beyond the login itself: the admin's Not Ready reasons and
+    disposition codes, when the first live call started, when the last call ended, and the last
+    answered call (the one a disposition is for)."""
+
+    reasons: list[NotReadyReason]
+    codes: list[DispositionCode]
+    first_call_started: datetime.datetime | None
+    last_end: datetime.datetime | None
+    last_handled: CallRecord | None
+
+
+def bar_facts(login: AgentLogin) -> BarFacts:
+    """The bar's facts as the database has them."""
+    first_call = login.live_calls.order_by("started_at", "id").first()
+    last_end = None
+    last = None
+    if first_call is None:
+        ended = login.call_records.filter(ended_at__isnull=False).order_by("-ended_at")
+        last_end = ended.values_list("ended_at", flat=True).first()
+        last = CallRecord.objects.last_handled(login)
+    return BarFacts(
+        reasons=list(NotReadyReason.objects.all()),
+        codes=list(DispositionCode.objects.filter(active=True)),
+        first_call_started=first_call.started_at if first_call else None,
+        last_end=last_end,
+        last_handled=last,
+    )
+
+
+def agent_state(login: AgentLogin, *, oob: bool = True, facts: BarFacts | None = None) -> str:
     """The agent-state bar: the agent's state, with the admin-managed reasons the agent may give
     for NotReady; whether the agent is on a call; the time left of after-call work with a limit;
-    and, after a call, the disposition picker for it.
+    and, after a call, the disposition picker for it. ``facts``: see ``BarFacts``; read from the
+    database unless the caller holds them in memory (the session worker).
 
     Its clock counts the time on calls while the agent is on one, and otherwise the time in the
     state since it began or since the last call ended, whichever is later: a Ready agent who has
     just hung up has been waiting for a call for seconds, not for as long as the call lasted."""
-    reasons = list(NotReadyReason.objects.all())
-    labels = {reason.code: reason.label for reason in reasons}
+    facts = facts or bar_facts(login)
+    labels = {reason.code: reason.label for reason in facts.reasons}
     reason_label = labels.get(login.state_reason, login.state_reason)
     state_label = STATE_LABELS.get(login.agent_state, login.agent_state)
     if login.agent_state == "NotReady" and reason_label:
         state_label += f" · {reason_label}"
-    first_call = login.live_calls.order_by("started_at", "id").first()
+    on_call = facts.first_call_started is not None
     since = login.state_since
     last: CallRecord | None = None
     disposition: dict[str, Any] | None = None
-    if first_call is not None:
-        since = first_call.started_at
+    if facts.first_call_started is not None:
+        since = facts.first_call_started
     else:
-        ended = login.call_records.filter(ended_at__isnull=False).order_by("-ended_at")
-        last_end = ended.values_list("ended_at", flat=True).first()
-        if last_end is not None and last_end > since:
-            since = last_end
-        last = CallRecord.objects.last_handled(login)
-    if last is not None and (not last.disposition or login.agent_state == "AfterCallWork"):
-        codes = list(DispositionCode.objects.filter(active=True))
-        if codes:
-            disposition = {
-                "call": last,
-                "codes": codes,
-                "chosen": last.disposition,
-                "required": login.server.disposition_required and not last.disposition,
-            }
+        if facts.last_end is not None and facts.last_end > since:
+            since = facts.last_end
+        last = facts.last_handled
+    if last is not None and (not last.disposition or login.agent_state == "AfterCallWork") and facts.codes:
+        disposition = {
+            "call": last,
+            "codes": facts.codes,
+            "chosen": last.disposition,
+            "required": login.server.disposition_required and not last.disposition,
+        }
     wrap_up_left = None
-    if login.agent_state == "AfterCallWork" and login.wrap_up_until is not None and first_call is None:
+    if login.agent_state == "AfterCallWork" and login.wrap_up_until is not None and not on_call:
         wrap_up_left = max(0, round((login.wrap_up_until - timezone.now()).total_seconds()))
     context = {
         "login": login,
-        "reasons": [reason for reason in reasons if reason.active],
+        "reasons": [reason for reason in facts.reasons if reason.active],
         "reason_label": reason_label,
         "state_label": state_label,
-        "on_call": first_call is not None,
+        "on_call": on_call,
         "since": since,
         "wrap_up_left": wrap_up_left,
         "disposition": disposition,
@@ -138,6 +206,18 @@ def connection(login: AgentLogin, *, oob: bool = True) -> str:
 def snapshot(login: AgentLogin) -> str:
     """What a desktop WebSocket gets right after it connects: the whole live state of the agent."""
     return agent_state(login) + connection(login) + calls_region(login)
+
+
+def directory(login: AgentLogin, query: str) -> str:
+    """The directory's options for ``query`` (already cleaned): colleagues with their state, speed
+    dials and recent numbers, for the list under a transfer, conference or dial form's number."""
+    return render_to_string("calls/directory.html", {"directory": search(login, query)})
+
+
+def directory_refusal(message: str) -> str:
+    """Why the directory answers no options (a session that ended, a search too long or too many):
+    said in the list itself, where the agent is looking."""
+    return render_to_string("calls/directory.html", {"refusal": message})
 
 
 def missed_call(call: Call) -> str:

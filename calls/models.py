@@ -1,10 +1,14 @@
-"""Agent logins and voice servers (admin-managed), live call state and call history.
+"""Agent logins and voice servers (admin-managed), teams and their leads, live call state and call
+history.
 
 Live calls and call history are written only by ``calls.services``, which also publishes what
-changed; audit entries only by ``calls.audit``, once each.
+changed; audit entries only by ``calls.audit``, once each; supervisions only by
+``calls.supervision`` (and dropped by ``calls.board`` when they are over).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -120,6 +124,9 @@ class LiveCall(models.Model):
     user_data = models.JSONField(default=dict)
     muted = models.BooleanField(default=False)
     dnis = models.CharField(max_length=32, blank=True)
+    # How a supervisor monitors the call, as the Voice API tells the agent (``calls.voice.Call``):
+    # ListenIn, Coach or BargeIn; empty when nobody does. The card says so (SUPERVISION_INDICATOR).
+    supervisor = models.CharField(max_length=10, blank=True)
     started_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -297,6 +304,88 @@ class SpeedDial(models.Model):
             self.number = clean_destination(self.number)  # stored as it is dialled
         except InvalidParameters:
             pass  # the field's validator reports it
+
+
+SUPERVISE_PERMISSION = "calls.supervise_team"
+
+
+class TeamQuerySet(models.QuerySet["Team"]):
+    def led_by(self, user: Any) -> TeamQuerySet:
+        """The teams ``user`` may see and run: those naming them a lead, while their account is active
+        and holds the supervisor permission. Every team view and socket starts here."""
+        if not getattr(user, "is_authenticated", False) or not user.is_active:
+            return self.none()
+        if not user.has_perm(SUPERVISE_PERMISSION):
+            return self.none()
+        return self.filter(leads=user)
+
+
+class Team(models.Model):
+    """Agents one or more team leads look after: the leads see the members on a live board, listen
+    in on, coach or join their calls, and set their agent state.
+
+    A lead is a desk user with the "Can lead a team" permission (``calls.supervise_team``) and an
+    agent login whose Voice API user may supervise: the lead acts through that login's own session.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    members = models.ManyToManyField(
+        AgentLogin, related_name="teams", blank=True, help_text="The agents on the team's board."
+    )
+    leads = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        related_name="led_teams",
+        blank=True,
+        help_text=(
+            'Desk users who run the team. Each needs the permission "Can lead a team" and an agent login '
+            "whose Voice API user may supervise; without the permission the team stays hidden from them."
+        ),
+    )
+
+    objects = TeamQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("supervise_team", "Can lead a team: its board, monitoring calls, members' states")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def active_members(self) -> models.QuerySet[AgentLogin]:
+        """The members a board shows: enabled agent logins of active desk users, by user name."""
+        return self.members.filter(enabled=True, user__is_active=True).select_related("user", "server")
+
+
+class Supervision(models.Model):
+    """A team lead monitoring a member's call, as the desk asked the lead's Voice API session to.
+
+    Written only by ``calls.supervision`` when the Voice API accepts a lead's request (listen, coach,
+    barge in, switch, stop), and dropped by ``calls.board`` once the monitored call or the lead's own
+    monitoring leg has ended. The board's buttons and the member's "a supervisor is listening"
+    indicator follow it.
+    """
+
+    LISTEN_IN = "ListenIn"
+    COACH = "Coach"
+    BARGE_IN = "BargeIn"
+    MODES = [(LISTEN_IN, "Listening"), (COACH, "Coaching"), (BARGE_IN, "Barged in")]
+
+    lead = models.ForeignKey(AgentLogin, on_delete=models.CASCADE, related_name="supervising")
+    member = models.ForeignKey(AgentLogin, on_delete=models.CASCADE, related_name="supervised_by")
+    call_id = models.CharField("call id", max_length=100, help_text="The member's call being monitored.")
+    mode = models.CharField(max_length=10, choices=MODES)
+    lead_call_id = models.CharField(
+        "lead's call id", max_length=100, blank=True, help_text="The lead's own monitoring leg, once seen."
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        # A lead's Voice API device monitors one call at a time.
+        constraints = [models.UniqueConstraint(fields=["lead"], name="one_supervision_per_lead")]
+
+    def __str__(self) -> str:
+        return f"{self.lead} {self.mode} {self.member} ({self.call_id})"
 
 
 class AuditEntryImmutable(Exception):

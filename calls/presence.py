@@ -110,13 +110,21 @@ class Presence:
                 self.ringing.setdefault(call.id, now)
         self.state_changed(state)
 
-    def tab(self, tab: str, *, closed: bool) -> None:
+    def tab(self, tab: str, *, closed: bool) -> bool:
+        """A desk tab says it is open, or has closed; whether it is one not heard of before."""
         if closed:
             self.tabs.pop(tab, None)
-        else:
-            self.tabs[tab] = time.monotonic()
-            self.tabless_since = None
-            self.tab_seen = True
+            return False
+        new = tab not in self.tabs
+        self.tabs[tab] = time.monotonic()
+        self.tabless_since = None
+        self.tab_seen = True
+        return new
+
+    def keep_tabs(self) -> None:
+        """The tabs open until now count as open: they could not say so (the channel layer is down)."""
+        now = time.monotonic()
+        self.tabs = dict.fromkeys(self.tabs, now)
 
     async def tick(self) -> None:
         """Called every few seconds: notice a desk left without any tab."""

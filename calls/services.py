@@ -7,18 +7,20 @@ pushes the re-rendered fragments to the agent's group from the event loop. Nothi
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import hashlib
 import logging
+import weakref
 from collections.abc import Iterable
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
-from . import fragments
+from . import board, fragments
 from .db import database_sync_to_async
+from .layer import LAYER_ERRORS, health_of
 from .models import AgentLogin, CallRecord, LiveCall
 from .voice import AgentState, Call
 
@@ -46,17 +48,42 @@ Push = tuple[int, str]
 
 async def publish(push: Push | None) -> None:
     """Send HTML (htmx out-of-band fragments) to every desktop tab of one agent."""
-    if not push or not push[1]:
-        return
+    if push and push[1]:
+        await publish_group(group_name(push[0]), push[1])
+
+
+# Group sends one process has in flight at most: the Redis layer's connection pool (100 by
+# default) fails a send beyond it, and the process's own receives need connections too.
+PUBLISH_CONCURRENCY = 32
+_publishing: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _publish_slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _publishing.get(loop)
+    if slots is None:
+        slots = _publishing[loop] = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+    return slots
+
+
+async def publish_group(group: str, html: str) -> None:
+    """Send HTML (htmx out-of-band fragments) to every socket in a group: an agent's tabs, or the
+    boards of a team."""
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or not html:
         return
-    user_id, html = push
     try:
-        await layer.group_send(group_name(user_id), {"type": "desk.push", "html": html})
+        async with _publish_slots():
+            await layer.group_send(group, {"type": "desk.push", "html": html})
+    except LAYER_ERRORS as exc:
+        # Redis is down: the pages get a fresh snapshot once it is back (``calls.layer``).
+        health_of(layer).failed(exc)
+        log.warning("could not publish to %s: the channel layer is down (%s)", group, type(exc).__name__)
     except Exception:
         # A full or unreachable layer must not undo a saved state change: the next snapshot heals the page.
-        log.exception("could not publish to agent %s", user_id)
+        log.exception("could not publish to %s", group)
 
 
 # How the switch's call types read in the history.
@@ -124,7 +151,7 @@ def _record(login: AgentLogin, call: Call, now: datetime.datetime) -> None:
     if not call.is_live:
         if record.ended_at is None:
             _close(login, record, now, released_from=left, duration=call.duration)
-        record.save()
+        _save_record(record)
         return
     if call.state != left:
         _account(record, now, left)
@@ -134,7 +161,20 @@ def _record(login: AgentLogin, call: Call, now: datetime.datetime) -> None:
     if len(call.participants) > 1 and record.outcome != CallRecord.CONFERENCED:
         record.outcome = CallRecord.CONFERENCED
         _merged_into(login, record, now)
-    record.save()
+    _save_record(record)
+
+
+def _save_record(record: CallRecord) -> None:
+    """Saves the row the worker worked out, but never the disposition: the agent chooses that,
+    from a view, possibly while a write of the worker is on its way."""
+    if record._state.adding:
+        record.save()
+    else:
+        record.save(update_fields=[f.name for f in CallRecord._meta.concrete_fields if f.name not in KEPT])
+
+
+# Fields of a history row that only the agent writes.
+KEPT = {"id", "login", "call_id", "disposition"}
 
 
 def _account(record: CallRecord, now: datetime.datetime, left: str) -> None:
@@ -218,115 +258,116 @@ def _merged_into(login: AgentLogin, conference: CallRecord, now: datetime.dateti
             record.save(update_fields=["outcome"])
 
 
-def _save_live(login: AgentLogin, call: Call, now: datetime.datetime) -> tuple[LiveCall, bool]:
-    state = {
-        "state": call.state,
-        "call_type": call.call_type,
-        "parent_call_id": call.parent_id or "",
-        "participants": list(call.participants),
-        "capabilities": list(call.capabilities),
-        "user_data": call.user_data,
-        "muted": call.muted,
-        "dnis": call.dnis,
-    }
-    return LiveCall.objects.update_or_create(
-        login=login,
-        call_id=call.id,
-        defaults=state,
-        # When a call is first seen, its duration says how long ago it started.
-        create_defaults={**state, "started_at": now - datetime.timedelta(seconds=call.duration)},
+def _save_live(login_id: int, call: Call, now: datetime.datetime) -> None:
+    """The live call as one upsert; when first seen, its duration says how long ago it started."""
+    LiveCall.objects.bulk_create(
+        [
+            LiveCall(
+                login_id=login_id,
+                call_id=call.id,
+                state=call.state,
+                call_type=call.call_type,
+                parent_call_id=call.parent_id or "",
+                participants=list(call.participants),
+                capabilities=list(call.capabilities),
+                user_data=call.user_data,
+                muted=call.muted,
+                dnis=call.dnis,
+                supervisor=call.supervisor,
+                started_at=now - datetime.timedelta(seconds=call.duration),
+                updated_at=now,
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["login", "call_id"],
+        update_fields=LIVE_FIELDS,
     )
 
 
-def _apply_call(login_id: int, call: Call) -> Push:
-    now = timezone.now()
-    with transaction.atomic():
-        login = AgentLogin.objects.select_related("user").get(pk=login_id)
-        _record(login, call, now)
-        if call.is_live:
-            live, created = _save_live(login, call, now)
-            html = fragments.card_push(live, created=created)
-            changed = created
-        else:
-            deleted, _ = LiveCall.objects.filter(login=login, call_id=call.id).delete()
-            html = fragments.card_removed(call.id) if deleted else ""
-            changed = bool(deleted)
-        if changed:
-            # A call came or went: the bar says whether the agent is on a call, since when, and
-            # which call a disposition is for.
-            html += fragments.agent_state(login)
-    return login.user_id, html
+LIVE_FIELDS = [
+    "state",
+    "call_type",
+    "parent_call_id",
+    "participants",
+    "capabilities",
+    "user_data",
+    "muted",
+    "dnis",
+    "supervisor",
+    "updated_at",
+]
 
 
-def _replace_calls(login_id: int, calls: Iterable[Call]) -> Push:
-    now = timezone.now()
+# --- What the session worker saves behind its pushes (``calls.persist`` runs these in order) -----
+# Each takes the time the worker learnt the change, not the time it is written.
+
+
+def save_call(login: AgentLogin, call: Call, now: datetime.datetime) -> None:
+    """One call notification: the live call saved (or dropped when released), its history updated."""
+    _record(login, call, now)
+    if call.is_live:
+        _save_live(login.pk, call, now)
+    else:
+        LiveCall.objects.filter(login_id=login.pk, call_id=call.id).delete()
+
+
+def save_calls(login: AgentLogin, calls: Iterable[Call], now: datetime.datetime) -> None:
+    """A full resync: the saved live calls become exactly the server's; calls gone are closed."""
     calls = [c for c in calls if c.is_live]
-    with transaction.atomic():
-        login = AgentLogin.objects.select_related("user").get(pk=login_id)
-        gone = LiveCall.objects.filter(login=login).exclude(call_id__in=[c.id for c in calls])
-        gone_ids = list(gone.values_list("call_id", flat=True))
-        gone.delete()
-        for record in CallRecord.objects.filter(login=login, call_id__in=gone_ids, ended_at__isnull=True):
-            _close(login, record, now, released_from=record.final_state)
-            record.save()
-        for call in calls:
-            _record(login, call, now)
-            _save_live(login, call, now)
-    return login.user_id, fragments.calls_region(login) + fragments.agent_state(login)
+    gone = LiveCall.objects.filter(login_id=login.pk).exclude(call_id__in=[c.id for c in calls])
+    gone_ids = list(gone.values_list("call_id", flat=True))
+    gone.delete()
+    for record in CallRecord.objects.filter(login_id=login.pk, call_id__in=gone_ids, ended_at__isnull=True):
+        _close(login, record, now, released_from=record.final_state)
+        _save_record(record)
+    for call in calls:
+        _record(login, call, now)
+        _save_live(login.pk, call, now)
 
 
-def _set_agent_state(login_id: int, state: AgentState) -> Push:
-    with transaction.atomic():
-        login = AgentLogin.objects.select_related("user").get(pk=login_id)
-        if (login.agent_state, login.state_reason) != (state.state, state.reason):
-            login.agent_state, login.state_reason, login.state_since = (
-                state.state,
-                state.reason,
-                timezone.now(),
-            )
-            if state.state != "AfterCallWork":
-                login.wrap_up_until = None  # the limit belonged to the after-call work just left
-            login.save(update_fields=["agent_state", "state_reason", "state_since", "wrap_up_until"])
-    return login.user_id, fragments.agent_state(login)
+def save_agent_state(login_id: int, state: AgentState, since: datetime.datetime) -> None:
+    fields: dict[str, object] = {
+        "agent_state": state.state,
+        "state_reason": state.reason,
+        "state_since": since,
+    }
+    if state.state != "AfterCallWork":
+        fields["wrap_up_until"] = None  # the limit belonged to the after-call work just left
+    AgentLogin.objects.filter(pk=login_id).update(**fields)
+
+
+def save_connection(login_id: int, status: str, reason: str) -> None:
+    AgentLogin.objects.filter(pk=login_id).update(connection=status, connection_reason=reason)
+
+
+def save_wrap_up(login_id: int, until: datetime.datetime | None) -> None:
+    AgentLogin.objects.filter(pk=login_id).update(wrap_up_until=until)
+
+
+def connection_reason(status: str, reason: str) -> str:
+    """What the page says about a link that is not up; nothing once it is."""
+    return "" if status == AgentLogin.CONNECTED else reason[:200]
+
+
+# --- The same changes from outside a running session, rendered from the database ----------------
 
 
 def _set_connection(login_id: int, status: str, reason: str) -> Push | None:
-    reason = "" if status == AgentLogin.CONNECTED else reason[:200]
+    reason = connection_reason(status, reason)
     with transaction.atomic():
         login = AgentLogin.objects.select_related("user").get(pk=login_id)
         if (login.connection, login.connection_reason) == (status, reason):
             return None
         login.connection, login.connection_reason = status, reason
-        login.save(update_fields=["connection", "connection_reason"])
+        save_connection(login_id, status, reason)
     return login.user_id, fragments.connection(login)
 
 
-def _user_of(login_id: int) -> int:
-    return int(AgentLogin.objects.values_list("user_id", flat=True).get(pk=login_id))
-
-
-async def notify(login_id: int, html: str) -> None:
-    """A notice for every desk tab of the agent (a missed call), as an out-of-band toast."""
-    await publish((await database_sync_to_async(_user_of)(login_id), html))
-
-
-async def apply_call(login_id: int, call: Call) -> None:
-    """One call notification: save the live call (or drop it when released), update its history."""
-    await publish(await database_sync_to_async(_apply_call)(login_id, call))
-
-
-async def replace_calls(login_id: int, calls: Iterable[Call]) -> None:
-    """A full resync: the saved live calls become exactly the server's, and the page is re-rendered."""
-    await publish(await database_sync_to_async(_replace_calls)(login_id, list(calls)))
-
-
-async def set_agent_state(login_id: int, state: AgentState) -> None:
-    await publish(await database_sync_to_async(_set_agent_state)(login_id, state))
-
-
 async def set_connection(login_id: int, status: str, reason: str = "") -> None:
-    """The session's link to the Voice API; ``reason`` says, in the agent's words, why it is not up."""
+    """The session's link to the Voice API, for a login whose session does not run (any more);
+    ``reason`` says, in the agent's words, why it is not up."""
     await publish(await database_sync_to_async(_set_connection)(login_id, status, reason))
+    await board.member_changed(login_id)
 
 
 # --- After-call work and dispositions ----------------------------------------------------------
@@ -341,30 +382,6 @@ def wrap_up_limit(login: AgentLogin, announced: int = 0) -> int:
     if announced > 0:
         return announced
     return int(login.server.wrap_up_seconds)
-
-
-def _wrap_up_started(login_id: int, seconds: int) -> Push:
-    with transaction.atomic():
-        login = AgentLogin.objects.select_related("user", "server").get(pk=login_id)
-        login.wrap_up_until = timezone.now() + datetime.timedelta(seconds=seconds) if seconds > 0 else None
-        login.save(update_fields=["wrap_up_until"])
-    return login.user_id, fragments.agent_state(login)
-
-
-async def wrap_up_started(login_id: int, seconds: int) -> None:
-    """The desk has started after-call work by itself for ``seconds``: the bar shows the time
-    left until the agent leaves after-call work (which forgets the limit)."""
-    await publish(await database_sync_to_async(_wrap_up_started)(login_id, seconds))
-
-
-def _refresh_agent_state(login_id: int) -> Push:
-    login = AgentLogin.objects.select_related("user", "server").get(pk=login_id)
-    return login.user_id, fragments.agent_state(login)
-
-
-async def refresh_agent_state(login_id: int) -> None:
-    """Re-render the agent-state bar on every tab of the agent."""
-    await publish(await database_sync_to_async(_refresh_agent_state)(login_id))
 
 
 def _set_disposition(login_id: int, call_id: str, code: str) -> Push:

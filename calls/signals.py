@@ -13,11 +13,12 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
-from django.db.models.signals import post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from . import services
-from .models import AgentLogin
+from .live import REFERENCE
+from .models import AgentLogin, DispositionCode, NotReadyReason
 from .worker import CHANNEL
 
 log = logging.getLogger("switchboard.sessions")
@@ -85,3 +86,11 @@ def stop_when_disabled(
     # The worker's own bookkeeping saves name their fields and never touch ``enabled``.
     if not created and not instance.enabled and (update_fields is None or "enabled" in update_fields):
         stop_session(instance.pk, DISABLED)
+
+
+@receiver([post_save, post_delete], sender=NotReadyReason)
+@receiver([post_save, post_delete], sender=DispositionCode)
+def reference_changed(**kwargs: Any) -> None:
+    """The sessions of this process show the admin's new lists from their next push on (other
+    processes read them again within ``calls.live.REFERENCE_SECONDS``)."""
+    REFERENCE.changed()

@@ -10,6 +10,10 @@ Calls, agent states and events are our own typed objects; each vendor module und
 ``calls/vendors/`` turns its JSON into them and maps the desk's operation names (the Genesys ones:
 ``Answer``, ``Hold``, ``CompleteConference``, ``SendDtmf``...) onto its own operations. Nothing
 outside ``calls/vendors/`` sees a vendor's URLs, JSON or event names.
+
+A team lead supervises through the lead's own session, borrowed in the same way: the operations
+name the member (``Member``: the Voice API user name and DN, never a password), and no member's
+session is ever used to supervise them.
 """
 
 from __future__ import annotations
@@ -52,6 +56,16 @@ CALL_OPERATIONS = frozenset(
 )
 # Operations that act on two calls: the desk names the other one (``other_call_id``).
 TWO_CALL_OPERATIONS = frozenset({"SwapCalls", "CompleteTransfer", "CompleteConference"})
+
+# Supervision, in the Genesys names on both vendors: a team lead's own device monitors an agent's
+# call silently (ListenIn), heard by the agent only (Coach) or by everyone (BargeIn); while it
+# does, it may switch to another mode or stop.
+MONITORING_MODES = ("ListenIn", "Coach", "BargeIn")
+SWITCH_TO = {"ListenIn": "SwitchToListenIn", "Coach": "SwitchToCoach", "BargeIn": "SwitchToBargeIn"}
+STOP_MONITORING = "CancelSupervisorMonitoring"
+SUPERVISION_OPERATIONS = frozenset({*MONITORING_MODES, *SWITCH_TO.values(), STOP_MONITORING})
+# The agent states a team lead may set for a member of the team.
+MEMBER_STATES = ("Ready", "NotReady", "LoggedOut")
 
 Credentials = dict[str, Any]
 
@@ -153,6 +167,9 @@ class Call:
     dnis: str = ""
     # After-call work the switch asks for once this call ends, in seconds (0: none announced).
     wrap_up_seconds: int = 0
+    # How a supervisor monitors this call, as the Voice API tells the monitored agent: one of
+    # MONITORING_MODES, or "" when nobody does (or the Voice API does not say).
+    supervisor: str = ""
 
     @property
     def is_live(self) -> bool:
@@ -224,6 +241,14 @@ class Agent:
 
 
 @dataclass(frozen=True)
+class Member:
+    """A team member as a supervisor's backend names them to the Voice API: never their password."""
+
+    username: str
+    dn: str = ""
+
+
+@dataclass(frozen=True)
 class Server:
     base_url: str
     verify_tls: bool = True
@@ -234,6 +259,9 @@ class VoiceBackend(abc.ABC):
 
     dialect: str = ""
     label: str = ""
+    # Whether a supervisor's monitoring follows the agent from call to call until stopped (rather
+    # than ending with the call it began on).
+    monitoring_follows_agent: bool = False
 
     def __init__(self, server: Server, agent: Agent, credentials: Credentials | None = None) -> None:
         self.server = server
@@ -287,6 +315,31 @@ class VoiceBackend(abc.ABC):
         """One call operation by the desk's name. ``params`` may hold ``destination``, ``digits``,
         ``participant``, ``user_data`` (a dict), ``key`` and ``other_call_id`` (the other call of
         a two-call operation)."""
+
+    # -- a team lead's side (the lead's own session, borrowed) ----------------------------------
+
+    @abc.abstractmethod
+    async def supervise(self, operation: str, member: Member, call_id: str, *, mode: str = "") -> None:
+        """One of ``SUPERVISION_OPERATIONS`` from this agent's own device: start monitoring the
+        member's call ``call_id`` (``ListenIn``, ``Coach``, ``BargeIn``), switch the monitoring in
+        progress (in ``mode``) to another mode, or stop it. Refused unless this agent may supervise."""
+
+    @abc.abstractmethod
+    async def set_member_state(self, member: Member, state: str, reason: str = "") -> None:
+        """One of ``MEMBER_STATES`` for another agent, as their supervisor: ``Ready``, ``NotReady``
+        (with a reason code) or ``LoggedOut``."""
+
+    @classmethod
+    def supervision_offers(cls, call_state: str, mode: str, leg: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """What a supervisor may do now about an agent's call in ``call_state``: while not
+        monitoring it (``mode`` empty), start in each mode the Voice API has; while monitoring it
+        in ``mode``, switch to the others and stop. ``leg`` is the capabilities the Voice API lists
+        on the supervisor's own monitoring call, where it lists them (they win). For a Voice API
+        that sends no capability lists, the backend works them out here."""
+        if not mode:
+            return MONITORING_MODES if call_state in ("Established", "Held") else ()
+        switches = tuple(SWITCH_TO[other] for other in MONITORING_MODES if other != mode)
+        return (*switches, STOP_MONITORING)
 
     @abc.abstractmethod
     async def aclose(self) -> None: ...

@@ -29,9 +29,12 @@ from django.conf import settings
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from . import audit, backends, fragments, services
+from . import audit, backends, board, fragments, metrics, services
 from .db import database_sync_to_async
+from .layer import LAYER_ERRORS, health_of
+from .live import REFERENCE, Desk
 from .models import AgentLogin, AuditEntry
+from .persist import Writer
 from .presence import Presence
 from .voice import (
     AgentState,
@@ -65,6 +68,12 @@ LEAVE_SECONDS = 5.0
 # Taking over a session just after its lease ran out, not just before (when the claim would fail).
 TAKEOVER_MARGIN_SECONDS = 0.05
 SESSION_ENDED_REASON = "Desk closed"
+
+
+def start_concurrency() -> int:
+    """How many of a worker's sessions sign in and resync at once: enough to bring thousands up
+    in seconds, few enough that the Voice API and the database are not flooded at a start."""
+    return max(1, int(getattr(settings, "VOICE_SESSION_START_CONCURRENCY", 64)))
 
 
 def owner_channel(worker_id: str) -> str:
@@ -103,15 +112,23 @@ async def ask_owner(login: AgentLogin, command: str, *, wait: bool = True, **fie
         raise error(str(answer.get("message") or "Refused"), code=str(answer.get("code") or ""))
 
 
-async def desk_tab(login_id: int, tab: str, *, closed: bool) -> None:
-    """Tell the owner of the login's session that a desk tab is open (or has closed). Never raises:
-    a tab's news is not worth failing a socket for, and the next one comes soon."""
+async def desk_tab(login_id: int, tab: str, *, closed: bool, snapshot: bool = False) -> None:
+    """Tell the owner of the login's session that a desk tab is open (or has closed); ``snapshot``:
+    the tab has just read its snapshot from the database, which may be a write behind, and wants
+    the session's (a tab new to the owner always gets it). Never raises: a tab's news is not worth
+    failing a socket for, and the next one comes soon."""
     try:
         login = await _login(login_id)
         if login is not None:
-            await ask_owner(login, "tab", wait=False, tab=tab, closed=closed)
+            await ask_owner(login, "tab", wait=False, tab=tab, closed=closed, snapshot=snapshot)
     except VoiceApiError:
         pass
+    except LAYER_ERRORS as exc:
+        log.warning(
+            "could not tell the session worker about a desk tab of login %s (%s)",
+            login_id,
+            type(exc).__name__,
+        )
     except Exception:
         log.exception("could not tell the session worker about a desk tab of login %s", login_id)
 
@@ -147,6 +164,21 @@ def claim(login_id: int) -> AgentLogin | None:
 
 
 @database_sync_to_async
+def claim_many(login_ids: list[int]) -> list[AgentLogin]:
+    """``claim`` for many logins in two statements (a worker's start): those it now holds."""
+    now = timezone.now()
+    (
+        AgentLogin.objects.filter(pk__in=login_ids, enabled=True, wanted=True, user__is_active=True)
+        .exclude(connection=AgentLogin.REFUSED)
+        .filter(Q(worker=WORKER_ID) | Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(worker=WORKER_ID, lease_until=now + timedelta(seconds=lease_seconds()))
+    )
+    return list(
+        AgentLogin.objects.select_related("server", "user").filter(pk__in=login_ids, worker=WORKER_ID)
+    )
+
+
+@database_sync_to_async
 def renew_leases(login_ids: list[int]) -> set[int]:
     """Extend this worker's leases on the logins it runs and may keep; return those kept."""
     if not login_ids:
@@ -174,7 +206,6 @@ def release_many(login_ids: list[int]) -> None:
     AgentLogin.objects.filter(pk__in=login_ids, worker=WORKER_ID).update(worker="", lease_until=None)
 
 
-@database_sync_to_async
 def save_credentials(login_id: int, credentials: Credentials) -> None:
     """What borrowers need to act in the session (encrypted at rest), while this worker owns it."""
     AgentLogin.objects.filter(pk=login_id, worker=WORKER_ID).update(
@@ -234,10 +265,13 @@ def set_wanted(login_id: int, wanted: bool) -> None:
 class AgentSession:
     """One agent's Voice API session: sign in, resync, apply events; heal on any failure.
 
+    Each event changes the agent's desk in memory (``calls.live``), is pushed to the agent's pages
+    at once, and is saved behind the push by the agent's writer (``calls.persist``), in order.
+
     The backend of the running session is the only one that may sign the agent in or out; the
     worker's commands (``session.command``) reach it here."""
 
-    def __init__(self, login: AgentLogin) -> None:
+    def __init__(self, login: AgentLogin, starting: asyncio.Semaphore | None = None) -> None:
         self.login_id = login.pk
         self.login = login
         self.failures = 0
@@ -246,16 +280,22 @@ class AgentSession:
         self.stopping = False
         self._attempt: asyncio.Task[None] | None = None
         self._renewing = False
-        # Events, resyncs and observations change the saved state one at a time, in order.
+        # Events, resyncs and observations change the desk one at a time, in order.
         self._applying = asyncio.Lock()
         self._last_resync = 0.0
+        self._starting = starting
+        self._received = 0.0
+        # Whether this session has been connected (and said so) yet.
+        self._up = False
+        self.desk = Desk(login)
+        self.writer = Writer(login.pk, after=self._saved, failed=self._write_failed)
         self.presence = Presence(
             AgentState(login.agent_state, login.state_reason),
             act=self.act,
             missed=self.missed_call,
             wrap_up_limit=lambda announced: services.wrap_up_limit(self.login, announced),
-            wrap_up_started=lambda seconds: services.wrap_up_started(self.login_id, seconds),
-            owes_disposition=lambda: database_sync_to_async(self.login.disposition_missing)(),
+            wrap_up_started=self.wrap_up_started,
+            owes_disposition=self._owes_disposition,
         )
 
     def stop(self) -> None:
@@ -273,8 +313,16 @@ class AgentSession:
             self._attempt.cancel()
 
     async def run(self) -> None:
-        """1. sign in to the Voice API and open its events; 2. resync (the first event);
-        3. apply events until the session fails; 4. on failure, back off and start again."""
+        """0. read what the database holds of the desk; 1. sign in to the Voice API and open its
+        events; 2. resync (the first event); 3. apply events until the session fails; 4. on failure,
+        back off and start again. Whatever ends it, what is still to be saved is saved."""
+        try:
+            await self._run()
+        finally:
+            await self.writer.close()
+
+    async def _run(self) -> None:
+        await self.desk.load()
         while not self.stopping:
             self._attempt = asyncio.create_task(self._attempt_session())
             try:
@@ -289,7 +337,8 @@ class AgentSession:
             except SignInRefused as exc:
                 # Trying again with the same password would only fail again, and may lock the account.
                 log.warning("login %s: the Voice API refused its credentials (%s)", self.login_id, exc.code)
-                await services.set_connection(self.login_id, AgentLogin.REFUSED, REFUSED_MESSAGE)
+                await self.status(AgentLogin.REFUSED, REFUSED_MESSAGE)
+                await self.writer.flush()
                 await release(self.login_id)
                 return
             except VoiceApiError as exc:
@@ -308,19 +357,29 @@ class AgentSession:
     async def _attempt_session(self) -> None:
         # A session a worker left behind (a drain, a crash) may still be good: the backend may resume it.
         backend = backends.backend_for(self.login, backends.credentials_of(self.login))
+        # A worker's start brings its sessions up a bounded number at a time: sign-in and first resync.
+        starting = self._starting
+        if starting is not None:
+            await starting.acquire()
         try:
             async with backend.session(signed_in=self.login.agent_state != "LoggedOut") as events:
                 self.backend = backend
-                await save_credentials(self.login_id, backend.credentials)
+                self.writer.put(functools.partial(save_credentials, self.login_id, backend.credentials))
                 watch = asyncio.create_task(self._watch(backend))
                 try:
                     async for event in events:
+                        self._received = time.monotonic()
                         async with self._applying:
                             await self.apply(event)
+                        if starting is not None and isinstance(event, Resynced):
+                            starting.release()
+                            starting = self._starting = None
                 finally:
                     watch.cancel()
             raise Unavailable("the Voice API ended the session's events")
         finally:
+            if starting is not None:
+                starting.release()
             self.backend = None
             await backend.aclose()
 
@@ -334,13 +393,43 @@ class AgentSession:
             try:
                 if interval and time.monotonic() - self._last_resync >= interval:
                     await self.resync(backend)
-                await self.presence.tick()
+                layer = get_channel_layer()
+                if layer is None or health_of(layer).is_up:
+                    await self.presence.tick()
+                else:
+                    # Tabs cannot say they are open while the layer is down: no chair is empty for that.
+                    self.presence.keep_tabs()
             except VoiceApiError as exc:
                 log.info("session of login %s: periodic check failed (%s)", self.login_id, exc.code or exc)
 
     async def resync(self, backend: VoiceBackend) -> None:
+        self._received = time.monotonic()
         async with self._applying:
             await self.apply(await backend.resync())
+
+    async def refresh(self) -> None:
+        """Push the whole desk again, as the session holds it, to every tab of the agent."""
+        async with self._applying:
+            await self.push(self.desk.snapshot())
+
+    def _write_failed(self) -> None:
+        """A write did not reach the database: the next look-after resyncs, and so rewrites it all."""
+        self._last_resync = 0.0
+
+    async def _saved(self) -> None:
+        """Once a batch of the agent's changes is saved: the boards of the agent's teams follow."""
+        await board.member_changed(self.login_id)
+
+    async def push(self, html: str) -> None:
+        """Send fragments to every desk tab of the agent, now."""
+        if not html:
+            return
+        sent = time.monotonic()
+        await services.publish((self.login.user_id, html))
+        now = time.monotonic()
+        metrics.PUSH_SECONDS.observe(now - sent)
+        if self._received:
+            metrics.EVENT_LAG.observe(now - self._received)
 
     async def act(self, state: AgentState, why: str) -> None:
         """Set the agent's state on the agent's behalf (the owner's own session), and audit it."""
@@ -388,10 +477,21 @@ class AgentSession:
         await audit.arecord(
             user=self.login.user, action="Logout", result=AuditEntry.OK, message=f"by the desk: {why}"
         )
-        await services.set_agent_state(self.login_id, AgentState("LoggedOut"))
+        async with self._applying:
+            await self.apply(AgentStateChanged(AgentState("LoggedOut")))
 
     async def missed_call(self, call: Call) -> None:
-        await services.notify(self.login_id, fragments.missed_call(call))
+        await self.push(fragments.missed_call(call))
+
+    async def wrap_up_started(self, seconds: int) -> None:
+        """The desk has started after-call work by itself for ``seconds``: the bar shows the time
+        left until the agent leaves after-call work (which forgets the limit)."""
+        until = timezone.now() + timedelta(seconds=seconds) if seconds > 0 else None
+        await self.push(self.desk.wrap_up(until))
+        self.writer.put(functools.partial(services.save_wrap_up, self.login_id, until))
+
+    async def _owes_disposition(self) -> bool:
+        return self.desk.owes_disposition()
 
     async def failed(self, reason: str, for_agent: str) -> None:
         """Back off before trying again, and tell the agent's pages why the session is down."""
@@ -401,7 +501,7 @@ class AgentSession:
         delay = backoff_delay(self.failures)
         log.warning("session of login %s lost (%s); retrying in %.1fs", self.login_id, reason, delay)
         status = AgentLogin.RECONNECTING if self.failures < 5 else AgentLogin.OFFLINE
-        await services.set_connection(self.login_id, status, for_agent)
+        await self.status(status, for_agent)
         await asyncio.sleep(delay)
         login = await claim(self.login_id)
         if login is None:
@@ -409,30 +509,49 @@ class AgentSession:
         self.login = login
 
     async def apply(self, event: Event) -> None:
+        """Change the desk, push what changed, and have it saved behind the push."""
+        await self.desk.reference.current()
+        now = timezone.now()
+        desk, put, login_id = self.desk, self.writer.put, self.login_id
         if isinstance(event, CallChanged):
-            await services.apply_call(self.login_id, event.call)
+            await self.push(desk.call(event.call, now))
+            put(functools.partial(services.save_call, desk.login, event.call, now))
             await self.presence.call_changed(event.call)
         elif isinstance(event, AgentStateChanged):
-            await services.set_agent_state(self.login_id, event.state)
+            await self.push(desk.agent_state(event.state, now))
+            put(functools.partial(services.save_agent_state, login_id, event.state, desk.login.state_since))
             self.login.agent_state = event.state.state
             self.presence.state_changed(event.state)
         elif isinstance(event, Resynced):
             self._last_resync = time.monotonic()
-            await services.replace_calls(self.login_id, event.calls)
-            await services.set_agent_state(self.login_id, event.state)
+            await self.push(desk.resynced(event.calls, event.state, now))
+            put(functools.partial(services.save_calls, desk.login, event.calls, now))
+            put(functools.partial(services.save_agent_state, login_id, event.state, desk.login.state_since))
             self.login.agent_state = event.state.state
             self.presence.resynced(event.calls, event.state)
-            await self.status(AgentLogin.CONNECTED)
+            await self.status(AgentLogin.CONNECTED, anew=not self._up)
+            self._up = True
             self.failures = 0
         elif isinstance(event, Reconnecting):
             await self.status(AgentLogin.RECONNECTING)
         elif isinstance(event, CredentialsChanged):
-            await save_credentials(self.login_id, event.credentials)
+            put(functools.partial(save_credentials, login_id, event.credentials))
 
     async def command(self, name: str, message: dict[str, Any]) -> None:
         """A command for the session's owner: sign the agent in or out, or fold in an observation."""
         if name == "tab":
-            self.presence.tab(str(message.get("tab", "")), closed=bool(message.get("closed")))
+            opened = self.presence.tab(str(message.get("tab", "")), closed=bool(message.get("closed")))
+            if opened or message.get("snapshot"):
+                # A tab that just opened read its snapshot from the database, which may be a write
+                # behind: it gets the desk as the session holds it.
+                await self.refresh()
+            return
+        if name == "flush":
+            await self.writer.flush()
+            return
+        if name == "disposition":
+            async with self._applying:
+                await self.push(self.desk.disposition(str(message["call_id"]), str(message["code"])))
             return
         backend = self.backend
         if backend is None:
@@ -452,8 +571,15 @@ class AgentSession:
         else:
             raise VoiceApiError(f"Unknown session command {name!r}")
 
-    async def status(self, status: str) -> None:
-        await services.set_connection(self.login_id, status)
+    async def status(self, status: str, reason: str = "", *, anew: bool = False) -> None:
+        """The session's link to the Voice API; ``reason`` says, in the agent's words, why it is not up.
+        ``anew``: pushed and saved even if the desk shows it already (a session that has just come
+        up: whoever ran it before may have left the pages or the database saying otherwise)."""
+        reason = services.connection_reason(status, reason)
+        html = self.desk.connection(status, reason, anew=anew)
+        if html:
+            await self.push(html)
+            self.writer.put(functools.partial(services.save_connection, self.login_id, status, reason))
 
 
 class VoiceSessionsConsumer(AsyncConsumer):  # type: ignore[misc]  # channels has no types
@@ -467,16 +593,29 @@ class VoiceSessionsConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ha
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.sessions = {}
+        self._starting = asyncio.Semaphore(start_concurrency())
+        for status in metrics.SESSION_STATUSES:
+            metrics.VOICE_SESSIONS.labels(status=status).set_function(functools.partial(self._count, status))
         self._reconciler: asyncio.Task[None] | None = None
         self._commands: set[asyncio.Task[None]] = set()
         listener = asyncio.create_task(self._serve_commands(), name="voice-session-commands")
+        reference = asyncio.create_task(REFERENCE.watch(self._reference_changed), name="reference-lists")
         try:
             await super().__call__(scope, receive, send)
         finally:
+            reference.cancel()
             listener.cancel()
             for task in self._commands:
                 task.cancel()
             await self.shutdown()
+
+    async def _reference_changed(self) -> None:
+        """The admin's Not Ready reasons or disposition codes changed: every page shows the new ones."""
+        for session in list(self.sessions.values()):
+            await session.refresh()
+
+    def _count(self, status: str) -> int:
+        return sum(1 for session in self.sessions.values() if session.desk.login.connection == status)
 
     async def _serve_commands(self) -> None:
         layer = get_channel_layer()
@@ -537,12 +676,14 @@ class VoiceSessionsConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ha
         if session and session.task and not session.task.done():
             return
         login = await claim(login_id)
-        if login is None:
-            return
-        session = AgentSession(login)
-        session.task = asyncio.create_task(session.run(), name=f"voice-session-{login_id}")
-        session.task.add_done_callback(functools.partial(self._ended, login_id))
-        self.sessions[login_id] = session
+        if login is not None:
+            self._open(login)
+
+    def _open(self, login: AgentLogin) -> None:
+        session = AgentSession(login, self._starting)
+        session.task = asyncio.create_task(session.run(), name=f"voice-session-{login.pk}")
+        session.task.add_done_callback(functools.partial(self._ended, login.pk))
+        self.sessions[login.pk] = session
 
     def _ended(self, login_id: int, task: asyncio.Task[None]) -> None:
         if self.sessions.get(login_id) and self.sessions[login_id].task is task:
@@ -578,9 +719,11 @@ class VoiceSessionsConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ha
         taken = await taken_over(list(lost))
         for login_id in lost:
             await self._end(login_id, announce=login_id not in taken)
-        for login_id in await wanted_logins():
-            if login_id not in self.sessions:
-                await self._ensure({"login": login_id})
+        missing = [login_id for login_id in await wanted_logins() if login_id not in self.sessions]
+        if missing:
+            for login in await claim_many(missing):
+                if login.pk not in self.sessions:
+                    self._open(login)
 
     async def _reconcile_forever(self) -> None:
         """Renew every third of a lease, and also the moment another worker's lease on a wanted

@@ -18,6 +18,7 @@ from typing import Any
 import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
+from redis.maint_notifications import MaintNotificationsConfig
 
 # Lets the admin, form and field classes take type arguments (ModelAdmin[Model]) at run time too.
 django_stubs_ext.monkeypatch()
@@ -51,7 +52,10 @@ def databases_from_env(env: Mapping[str, str], base_dir: Path) -> dict[str, Any]
     if database["ENGINE"] == "django.db.backends.postgresql":
         # A pool instead: a new PostgreSQL connection per query costs ~20 ms, and the session worker
         # writes on every call event.
-        pool = {"min_size": 1, "max_size": int(env.get("DATABASE_POOL_SIZE", "10"))}
+        # Each thread that does database work holds a connection while it works: the session
+        # worker's write threads (DB_WRITE_CONCURRENCY), Django's own thread, and a few to spare.
+        default_size = int(env.get("DB_WRITE_CONCURRENCY", "8")) + 4
+        pool = {"min_size": 1, "max_size": int(env.get("DATABASE_POOL_SIZE", str(default_size)))}
         database.setdefault("OPTIONS", {})["pool"] = pool
         database["CONN_HEALTH_CHECKS"] = False
     if database["ENGINE"] == "django.db.backends.sqlite3":
@@ -70,6 +74,15 @@ def databases_from_env(env: Mapping[str, str], base_dir: Path) -> dict[str, Any]
 def channel_layers_from_env(env: Mapping[str, str]) -> dict[str, Any]:
     """Redis when REDIS_URL is set; otherwise the in-memory layer, which cannot cross processes."""
     redis_url = env.get("REDIS_URL")
+    if redis_url and env.get("CHANNEL_LAYER", "redis") == "pubsub":
+        # Redis pub/sub: a group send is one PUBLISH whatever the group's size, and nothing is
+        # queued for a process that is not listening (a push to a page not open is simply lost).
+        return {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [{"address": redis_url}]},
+            }
+        }
     if redis_url:
         return {
             "default": {
@@ -77,7 +90,15 @@ def channel_layers_from_env(env: Mapping[str, str]) -> dict[str, Any]:
                 # redis-py 8 gives every connection a 5 s socket timeout, as long as channels_redis's
                 # blocking read: an idle consumer's read would fail (channels_redis#422).
                 "CONFIG": {
-                    "hosts": [{"address": redis_url, "socket_timeout": None}],
+                    # Without maintenance notifications redis-py checks a pooled connection before
+                    # reuse, so one whose server restarted is not handed out to fail a command.
+                    "hosts": [
+                        {
+                            "address": redis_url,
+                            "socket_timeout": None,
+                            "maint_notifications_config": MaintNotificationsConfig(enabled=False),
+                        }
+                    ],
                     # channels_redis queues every WebSocket of one daphne process in one list and drops
                     # group messages past its capacity (default 100): a burst to 500 agents lost pushes.
                     "capacity": int(env.get("CHANNEL_LAYER_CAPACITY", "5000")),
@@ -146,6 +167,10 @@ VOICE_SESSION_LEASE_SECONDS = float(ENV.get("VOICE_SESSION_LEASE_SECONDS", "30")
 VOICE_SESSION_MAX_BACKOFF_SECONDS = float(ENV.get("VOICE_SESSION_MAX_BACKOFF_SECONDS", "30"))
 # How often a session compares the saved state with the Voice API's and repairs it (0: never).
 VOICE_SESSION_RESYNC_SECONDS = float(ENV.get("VOICE_SESSION_RESYNC_SECONDS", "60"))
+# How many sessions of one worker sign in and resync at once when it starts or takes over.
+VOICE_SESSION_START_CONCURRENCY = int(ENV.get("VOICE_SESSION_START_CONCURRENCY", "64"))
+# Threads (each with its own connection) that save live state and call history behind the pushes.
+DB_WRITE_CONCURRENCY = int(ENV.get("DB_WRITE_CONCURRENCY", "8"))
 # What ending a session (desk sign-out, an admin's End session, a deactivated user) does first.
 SESSION_END_ACTION = ENV.get("SESSION_END_ACTION", "logout")
 if SESSION_END_ACTION not in ("logout", "notready"):
@@ -154,6 +179,8 @@ if SESSION_END_ACTION not in ("logout", "notready"):
 DESK_CLOSED_GRACE_SECONDS = float(ENV.get("DESK_CLOSED_GRACE_SECONDS", "60"))
 # A missed call sets a Ready agent Not Ready ("Missed call"), as ring-no-answer does.
 MISSED_CALL_NOT_READY = env_bool(ENV, "MISSED_CALL_NOT_READY", True)
+# A monitored agent's call card says that a supervisor is listening, coaching or has joined.
+SUPERVISION_INDICATOR = env_bool(ENV, "SUPERVISION_INDICATOR", True)
 
 INSTALLED_APPS = [
     "daphne",
@@ -235,7 +262,8 @@ USE_TZ = True
 # finders whatever DEBUG says: one process serves the whole desk, no collectstatic needed.
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where `collectstatic` puts them for a proxy to serve (deploy/nginx.conf).
+STATIC_ROOT = Path(ENV["STATIC_ROOT"]) if ENV.get("STATIC_ROOT") else BASE_DIR / "staticfiles"
 
 # A call that rang at least this long at the agent and stopped unanswered was missed; one that
 # stopped sooner was abandoned by its caller (the call history's outcome).
@@ -249,6 +277,15 @@ MISSED_CALL_RING_SECONDS = float(ENV.get("MISSED_CALL_RING_SECONDS", "8"))
 def caches_from_env(env: Mapping[str, str]) -> dict[str, Any]:
     """Redis when REDIS_URL is set (rate limits shared by every process), else this process's memory."""
     redis_url = env.get("REDIS_URL")
+    if redis_url and env.get("CHANNEL_LAYER", "redis") == "pubsub":
+        # Redis pub/sub: a group send is one PUBLISH whatever the group's size, and nothing is
+        # queued for a process that is not listening (a push to a page not open is simply lost).
+        return {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [{"address": redis_url}]},
+            }
+        }
     if redis_url:
         return {
             "default": {
@@ -305,14 +342,22 @@ LOGIN_FAILURE_LIMIT = ENV.get("LOGIN_FAILURE_LIMIT", "5/300")
 LOGIN_ADDRESS_FAILURE_LIMIT = ENV.get("LOGIN_ADDRESS_FAILURE_LIMIT", "30/300")
 
 LOG_LEVEL = ENV.get("LOG_LEVEL", "INFO").upper()
+# text for people (the demo), json for a log pipeline: one JSON object per line (desktop.logs).
+LOG_FORMAT = ENV.get("LOG_FORMAT", "text").strip().lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be text or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "desktop.logs.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+        },
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
@@ -320,6 +365,17 @@ LOGGING = {
         for name in ("switchboard", "desktop", "calls", "simulator")
     },
 }
+
+# Metrics in the Prometheus format (calls.metrics): `/metrics` on every daphne process, and on
+# METRICS_PORT (0: off) of every session worker. Answered only to these addresses or networks, or
+# with `Authorization: Bearer <METRICS_TOKEN>`; anyone else gets a 404.
+METRICS_ALLOWED_IPS = env_list(ENV, "METRICS_ALLOWED_IPS", "127.0.0.1,::1")
+METRICS_TOKEN = ENV.get("METRICS_TOKEN", "").strip()
+METRICS_PORT = int(ENV.get("METRICS_PORT", "0"))
+# Where a worker's metrics server listens: loopback, unless a scraper on another machine needs it.
+METRICS_HOST = ENV.get("METRICS_HOST", "127.0.0.1").strip()
+# First, so that a request's time is the whole of Django's work on it.
+MIDDLEWARE.insert(0, "desktop.metrics.RequestMetricsMiddleware")
 
 # --- Single sign-on ---
 # Off by default: agents and admins log in with Django users. Header SSO believes a user-name

@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, register_converter
 from mozilla_django_oidc.views import OIDCLogoutView
 
-from desktop import sso, views
+from desktop import metrics, sso, team, views
 
 
 class CallIdConverter:
@@ -34,12 +34,18 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics.scrape, name="metrics"),
     path("", views.desk, name="desk"),
     path("calls/<call_id:call_id>/", views.call_operation, name="call-operation"),
     path("calls/<call_id:call_id>/disposition/", views.disposition, name="call-disposition"),
     path("agent/", views.agent_operation, name="agent-operation"),
     path("dial/", views.dial, name="dial"),
+    path("directory/", views.directory, name="directory"),
     path("history/", views.history, name="history"),
+    path("team/", team.team_board, name="team"),
+    path("team/<int:team_id>/", team.team_board, name="team-board"),
+    path("team/<int:team_id>/members/<int:member_id>/supervise/", team.supervise, name="team-supervise"),
+    path("team/<int:team_id>/members/<int:member_id>/state/", team.member_state, name="team-member-state"),
 ]
 
 if settings.OIDC_ENABLED:

@@ -31,7 +31,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from calls import actions, fragments
+from calls import directory as transfer_directory
 from calls.actions import ActionRefused
+from calls.db import database_sync_to_async
 from calls.directory import speed_dials
 from calls.models import AgentLogin, CallRecord, DispositionCode
 from calls.operations import CONTROL_CHARACTERS
@@ -236,6 +238,35 @@ async def dial(request: HttpRequest) -> HttpResponse:
 async def disposition(request: HttpRequest, call_id: str) -> HttpResponse:
     code = request.POST.get("disposition", "")
     return await _act(request, lambda user: actions.disposition(user, call_id, code))
+
+
+def _directory_html(user: User, query: str) -> tuple[str, int]:
+    login = AgentLogin.objects.select_related("server").filter(user=user, enabled=True).first()
+    if login is None:
+        return fragments.directory_refusal("You have no agent login: ask an administrator for one."), 403
+    return fragments.directory(login, query), 200
+
+
+@require_GET
+@never_cache
+async def directory(request: HttpRequest) -> HttpResponse:
+    """The transfer directory's options for ``q`` (part of a name, a user name or a number), as the
+    list under a transfer, conference or dial form shows them; a refusal is said in the list."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        message = "Your desk session has ended: log in again."
+        return HttpResponse(fragments.directory_refusal(message), status=401)
+    if not await transfer_directory.search_allowed(user.pk):
+        message = "Too many searches at once: wait a few seconds."
+        response = HttpResponse(fragments.directory_refusal(message), status=429)
+        response.headers["Retry-After"] = str(transfer_directory.rate_limit_seconds())
+        return response
+    try:
+        query = transfer_directory.clean_query(request.GET.get("q", ""))
+    except transfer_directory.InvalidQuery as exc:
+        return HttpResponse(fragments.directory_refusal(str(exc)), status=400)
+    html, status = await database_sync_to_async(_directory_html)(user, query)
+    return HttpResponse(html, status=status)
 
 
 HISTORY_PAGE_SIZE = 50

@@ -1,8 +1,10 @@
 """The control API: how tests, demos and training scripts play the outside world.
 
 Places calls from remote parties, answers and hangs up as them, changes the switch's timing and
-the Huawei gateway's session timing, adds agents, shows the whole switch, resets it (dropping
-every notification session of both dialects), and injects faults. Off unless enabled.
+the Huawei gateway's session timing, adds agents (supervisors too, with ``"supervisor": true``),
+shows the whole switch (with its ``monitoring``: who supervises whom, in which mode, on which
+call), resets it (dropping every notification session of both dialects), and injects faults.
+Off unless enabled.
 
 Any web page an agent visits could otherwise play the outside world too, so every request must:
 come from no other site (a browser's ``Origin`` and ``Sec-Fetch-Site`` say; scripts send neither),
@@ -178,19 +180,29 @@ class Control:
         return {**self.switch.state()["settings"], **self.huawei.timing_settings()}
 
     async def directory(self, request: Request) -> Response:
+        """Adds an agent; ``"supervisor": true`` makes it a team lead (Genesys ``ROLE_SUPERVISOR``,
+        a Huawei inspector) that may monitor other agents and set their state."""
         body = _body(request)
+        supervisor = body.get("supervisor", False)
+        if not isinstance(supervisor, bool):
+            raise _bad("supervisor must be true or false")
         try:
             agent = self.switch.add_agent(
                 _number(body, "login"),
                 _number(body, "password"),
                 _number(body, "dn"),
                 body.get("dialect", "genesys"),
+                supervisor=supervisor,
             )
         except SwitchError as exc:
             raise _bad(str(exc)) from exc
-        return Response(201, {"login": agent.login, "dn": agent.dn, "dialect": agent.dialect})
+        return Response(
+            201,
+            {"login": agent.login, "dn": agent.dn, "dialect": agent.dialect, "supervisor": agent.supervisor},
+        )
 
     async def state(self, request: Request) -> Response:
+        """The switch as JSON; ``monitoring`` lists who monitors whom, in which mode, on which call."""
         return Response(body={**self.switch.state(), "settings": self._settings()})
 
     async def reset(self, request: Request) -> Response:

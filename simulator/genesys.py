@@ -3,6 +3,35 @@
 Owns the wire format of ``../shared/spec/genesys.md`` and the seeds: the call resource, the
 capability list of every situation, the status codes of refusals, and the notifications on
 ``/v2/me/calls`` and ``/v2/me/devices``. The switch underneath knows nothing of any of it.
+
+Supervisors (``roles`` with ``ROLE_SUPERVISOR``, feature ``api-supervisor-monitoring``):
+
+* Users. ``GET /api/v2/users`` lists the Genesys users' URIs; ``?fields=*`` lists the users
+  themselves, ``?userName=agent1`` or ``?phoneNumber=5005`` filters them, ``subresources=*`` adds
+  each user's ``devices`` and ``channels``; ``GET /api/v2/users/{id}`` is one user. Any signed-in
+  user may read them (a colleague directory); a user's ``id`` is the one ``GET /api/v2/me`` shows.
+* Agent state of another user: ``POST /api/v2/users/{id}/channels/voice`` with ``operationName``
+  ``Ready``, ``NotReady`` (optional ``reasonCode``), ``AfterCallWork``, ``AuxWork`` or ``Logout``.
+  The agent's own sessions get what they would get had the agent done it: a
+  ``DeviceStateChangeMessage`` on ``/v2/me/devices`` and a ``ChannelStateChangeMessageV2`` on
+  ``/v2/me/channels`` (``Logout``: ``deviceState`` ``Inactive``, ``userState`` ``LoggedOut``).
+* Monitoring, on the supervisor's own device ``POST /api/v2/me/devices/{deviceId}``: ``ListenIn``,
+  ``Coach`` or ``BargeIn`` with ``targetDeviceUri`` (the agent's device URI, or its device id),
+  optional ``supervisorMonitoringScope`` (``Call``, default, or ``Agent``) and
+  ``supervisorMonitoringMode`` (``NextCall``, default: the current or next call only, or
+  ``AllCalls``: every call until cancelled); ``CancelSupervisorMonitoring`` ends it. The device
+  then carries ``supervisorMonitoringState`` ``{state, mode, scope, targetDeviceUri}`` and its
+  capabilities offer ``CancelSupervisorMonitoring`` instead of ``ListenIn``/``Coach``/``BargeIn``.
+* The supervisor's monitoring call (``monitoring: true``; ``mute: "On"`` while listening) offers
+  ``Hangup`` (which cancels the monitoring), the ``SwitchToListenIn``/``SwitchToCoach``/
+  ``SwitchToBargeIn`` it is not in, and ``MuteMonitoredUser`` or ``UnmuteMonitoredUser``
+  (``MonitoredUserMutedStateChange`` to both sides, ``monitoredUserMuted``).
+* The monitored agent's call shows ``supervisorListeningIn: true`` while a supervisor is on it
+  (a ``StatusChange``); a barging supervisor is listed among the participants of every party's
+  view of the call (``ParticipantsUpdated`` when it joins, leaves, or switches to or from barging).
+* Refusals: a user that is not a supervisor gets HTTP 403 with ``statusCode`` 5; an unknown user
+  or device HTTP 404 with ``statusCode`` 6; an operation the device or call does not offer now,
+  or a target that is not logged in, HTTP 400 with ``statusCode`` 2.
 """
 
 from __future__ import annotations
@@ -16,19 +45,25 @@ from typing import Any
 
 from .bayeux import BayeuxServer
 from .switch import (
+    BARGE_IN,
+    COACH,
     CONFERENCE,
     DIALING,
     HELD,
+    LISTEN_IN,
+    MONITOR_MODES,
+    MONITOR_SCOPES,
     RELEASED,
     RINGING,
     TRANSFER,
     Agent,
-    AgentEvent,
     Call,
     CallEvent,
     CallView,
+    MonitorEvent,
     Switch,
     SwitchError,
+    SwitchEvent,
 )
 from .web import HttpError, Request, Response, Router
 
@@ -91,8 +126,8 @@ HELD_CAPABILITIES = (
 )
 
 # Operations the Voice API defines but the simulated site never offers (queue-delivered calls,
-# recording, supervision, outbound preview): a request for one is refused like any operation
-# the call's capabilities lack, not as an unknown name.
+# recording, outbound preview): a request for one is refused like any operation the call's
+# capabilities lack, not as an unknown name.
 NEVER_OFFERED = frozenset(
     {
         "Reject",
@@ -100,16 +135,16 @@ NEVER_OFFERED = frozenset(
         "StopCallRecording",
         "PauseCallRecording",
         "ResumeCallRecording",
-        "SwitchToListenIn",
-        "SwitchToBargeIn",
-        "SwitchToCoach",
-        "MuteMonitoredUser",
-        "UnmuteMonitoredUser",
         "Accept",
         "Decline",
         "SetCallDisposition",
     }
 )
+
+# The switch operation of each mode on a monitoring call, and the device operation starting it.
+SWITCH_TO = {LISTEN_IN: "SwitchToListenIn", COACH: "SwitchToCoach", BARGE_IN: "SwitchToBargeIn"}
+MONITORING_MODES = {"NextCall": False, "AllCalls": True}
+SUPERVISOR_ROLE = "ROLE_SUPERVISOR"
 
 USER_STATES: dict[str, dict[str, str]] = {
     "Ready": {"id": "9430250E-0A1B-421F-B372-F29E69366DED", "displayName": "Ready", "state": "Ready"},
@@ -137,12 +172,23 @@ USER_STATES: dict[str, dict[str, str]] = {
     },
 }
 AGENT_STATE_OPERATIONS = ("Ready", "NotReady", "AfterCallWork", "AuxWork")
+# What a supervisor may set on another user's voice channel.
+REMOTE_STATE_OPERATIONS = (*AGENT_STATE_OPERATIONS, "Logout")
+
+
+def monitoring_capabilities(view: CallView) -> list[str]:
+    """A supervisor's monitoring call (spec §7.2 "Supervisor monitoring call")."""
+    caps = ["Hangup", *(SWITCH_TO[mode] for mode in MONITOR_MODES if mode != view.monitoring)]
+    caps.append("UnmuteMonitoredUser" if view.monitored_muted else "MuteMonitoredUser")
+    return caps
 
 
 def capabilities(view: CallView) -> list[str]:
     """The operations a call offers to this agent now (``../shared/spec/genesys.md`` §7.2, seeds first)."""
     if view.state == RELEASED:
         return []
+    if view.monitoring:
+        return monitoring_capabilities(view)
     if view.state == RINGING:
         return list(RINGING_CAPABILITIES)
     if view.state == HELD:
@@ -232,6 +278,10 @@ class GenesysDialect:
     def base(self, agent: Agent) -> str:
         return self.bases.get(agent.login, "http://127.0.0.1:8090" + API)
 
+    @staticmethod
+    def user_id(agent: Agent) -> str:
+        return uuid.uuid5(uuid.NAMESPACE_URL, agent.login).hex
+
     def call_resource(self, agent: Agent, view: CallView) -> dict[str, Any]:
         base = self.base(agent)
         resource: dict[str, Any] = {
@@ -242,7 +292,7 @@ class GenesysDialect:
             "deviceUri": f"{base}/devices/{agent.device_id}",
             "participants": [
                 {"e164Number": "", "formattedPhoneNumber": n, "phoneNumber": n, "digits": n}
-                for n in view.participants
+                for n in (*view.participants, *view.bargers)
             ],
             "dnis": view.dnis,
             "callType": view.call_type,
@@ -255,10 +305,10 @@ class GenesysDialect:
         resource.update(
             {
                 "duration": str(view.duration),
-                "mute": "On" if view.muted else "Off",
-                "supervisorListeningIn": False,
-                "monitoredUserMuted": False,
-                "monitoring": False,
+                "mute": "On" if view.muted or view.monitoring == LISTEN_IN else "Off",
+                "supervisorListeningIn": bool(view.monitored_by),
+                "monitoredUserMuted": view.monitored_muted,
+                "monitoring": bool(view.monitoring),
                 "uri": f"{base}/me/calls/{view.call_id}",
                 "path": f"/calls/{view.call_id}",
             }
@@ -287,6 +337,17 @@ class GenesysDialect:
         }
         if agent.forward_to:
             device["forwardTo"] = agent.forward_to
+        monitor = self.switch.monitors.get(agent.login)
+        if agent.supervisor and agent.logged_in:
+            device["capabilities"] += ["CancelSupervisorMonitoring"] if monitor else list(MONITOR_MODES)
+        if monitor is not None:
+            target = self.switch.agents.get(monitor.target)
+            device["supervisorMonitoringState"] = {
+                "state": monitor.mode,
+                "mode": "AllCalls" if monitor.all_calls else "NextCall",
+                "scope": monitor.scope,
+                "targetDeviceUri": f"{self.base(agent)}/devices/{target.device_id if target else ''}",
+            }
         return device
 
     def call_message(self, agent: Agent, view: CallView, notification_type: str) -> dict[str, Any]:
@@ -298,7 +359,13 @@ class GenesysDialect:
             "messageType": "CallStateChangeMessage",
         }
 
-    def on_switch_event(self, event: CallEvent | AgentEvent) -> None:
+    def on_switch_event(self, event: SwitchEvent) -> None:
+        if isinstance(event, MonitorEvent):
+            # The supervisor's device shows the monitoring; the parties learn of it from their calls.
+            supervisor = self.switch.agents.get(event.monitor.supervisor)
+            if supervisor is not None and supervisor.dialect == "genesys":
+                self._publish_device(supervisor)
+            return
         agent = event.agent
         if agent.dialect != "genesys":
             return
@@ -307,8 +374,7 @@ class GenesysDialect:
                 agent, "/v2/me/calls", self.call_message(agent, event.view, event.notification_type)
             )
         else:
-            devices = {"messageType": "DeviceStateChangeMessage", "devices": [self.device_resource(agent)]}
-            self._publish(agent, "/v2/me/devices", devices)
+            self._publish_device(agent)
             channels = {
                 "messageType": "ChannelStateChangeMessageV2",
                 "channels": [
@@ -320,6 +386,10 @@ class GenesysDialect:
                 ],
             }
             self._publish(agent, "/v2/me/channels", channels)
+
+    def _publish_device(self, agent: Agent) -> None:
+        devices = {"messageType": "DeviceStateChangeMessage", "devices": [self.device_resource(agent)]}
+        self._publish(agent, "/v2/me/devices", devices)
 
     def _publish(self, agent: Agent, channel: str, data: dict[str, Any]) -> None:
         for session in self.sessions.values():
@@ -415,6 +485,9 @@ class GenesysDialect:
         router.add("GET", API + "/me/channels", authed(self.get_channels))
         router.add("POST", API + "/me/channels/{channel}", authed(self.post_channel))
         router.add("GET", API + "/settings/agent-states", authed(self.agent_states))
+        router.add("GET", API + "/users", authed(self.get_users))
+        router.add("GET", API + "/users/{user_id}", authed(self.get_user))
+        router.add("POST", API + "/users/{user_id}/channels/{channel}", authed(self.post_user_channel))
         router.add("POST", API + "/notifications", authed(self.notifications))
         router.add("POST", API + "/notifications/{meta}", authed(self.notifications))
 
@@ -427,26 +500,91 @@ class GenesysDialect:
     async def version(self, request: Request) -> Response:
         return _ok(version=VERSION)
 
-    async def get_me(self, request: Request, session: Session, agent: Agent) -> Response:
-        base = self.base(agent)
-        user: dict[str, Any] = {
-            "id": uuid.uuid5(uuid.NAMESPACE_URL, agent.login).hex,
+    def _user(self, agent: Agent, base: str) -> dict[str, Any]:
+        user_id = self.user_id(agent)
+        return {
+            "id": user_id,
             "userName": agent.login,
             "firstName": agent.login,
             "lastName": "",
-            "roles": ["ROLE_AGENT"],
+            "roles": ["ROLE_AGENT", SUPERVISOR_ROLE] if agent.supervisor else ["ROLE_AGENT"],
             "enabled": True,
             "changePasswordOnFirstLogin": False,
-            "uri": f"{base}/users/{uuid.uuid5(uuid.NAMESPACE_URL, agent.login).hex}",
-            "path": f"/users/{uuid.uuid5(uuid.NAMESPACE_URL, agent.login).hex}",
+            "uri": f"{base}/users/{user_id}",
+            "path": f"/users/{user_id}",
         }
+
+    async def get_me(self, request: Request, session: Session, agent: Agent) -> Response:
+        user = self._user(agent, self.base(agent))
         if request.query.get("subresources"):
             user["devices"] = [self.device_resource(agent)]
             user["calls"] = self._calls(agent)
             user["channels"] = [self._channel(agent)]
             user["features"] = [{"id": "api-voice"}]
+            if agent.supervisor:
+                user["features"].append({"id": "api-supervisor-monitoring"})
             user["settings"] = {}
         return _ok(user=user)
+
+    # -- users (supervisors) -------------------------------------------------------------------
+
+    def _users(self) -> list[Agent]:
+        return [a for a in self.switch.agents.values() if a.dialect == "genesys"]
+
+    def _other_user(self, user_id: str) -> Agent:
+        user = next((a for a in self._users() if self.user_id(a) == user_id), None)
+        if user is None:
+            raise _error(404, 6, f"User {user_id} not found")
+        return user
+
+    def _user_with(self, request: Request, user: Agent, base: str) -> dict[str, Any]:
+        """A user as a supervisor reads it, with its device and channel when ``subresources`` asks."""
+        resource = self._user(user, base)
+        if request.query.get("subresources"):
+            resource["devices"] = [self.device_resource(user)]
+            resource["channels"] = [self._channel(user)]
+        return resource
+
+    async def get_users(self, request: Request, session: Session, agent: Agent) -> Response:
+        base = self.base(agent)
+        users = self._users()
+        if request.query.get("userName"):
+            users = [a for a in users if a.login == request.query["userName"][0]]
+        if request.query.get("phoneNumber"):
+            users = [a for a in users if a.dn == request.query["phoneNumber"][0]]
+        if "fields" in request.query:
+            return _ok(users=[self._user_with(request, user, base) for user in users])
+        return _ok(uris=[f"{base}/users/{self.user_id(user)}" for user in users])
+
+    async def get_user(self, request: Request, session: Session, agent: Agent) -> Response:
+        user = self._other_user(request.params["user_id"])
+        return _ok(user=self._user_with(request, user, self.base(agent)))
+
+    @staticmethod
+    def _require_supervisor(agent: Agent) -> None:
+        if not agent.supervisor:
+            raise _error(403, 5, f"User {agent.login} does not have permission to perform this operation")
+
+    async def post_user_channel(self, request: Request, session: Session, agent: Agent) -> Response:
+        """A supervisor sets another user's agent state; that user's sessions are told as usual."""
+        self._require_supervisor(agent)
+        user = self._other_user(request.params["user_id"])
+        if request.params["channel"] != "voice":
+            raise _error(404, 6, f"Channel {request.params['channel']} not found")
+        body = self._body(request)
+        name = self._operation(body)
+        if name not in REMOTE_STATE_OPERATIONS:
+            raise _error(400, 10, f"Unknown agent state operation {name!r}")
+        try:
+            if name == "Logout":
+                if not user.logged_in:
+                    raise SwitchError(f"User {user.login} is not logged in")
+                self.switch.logout(user)
+            else:
+                self._set_state(user, name, body)
+        except SwitchError as exc:
+            raise _error(400, 2, str(exc)) from exc
+        return _ok()
 
     def _calls(self, agent: Agent) -> list[dict[str, Any]]:
         return [
@@ -554,6 +692,9 @@ class GenesysDialect:
         self._own_device(agent, request.params["device_id"])
         body = self._body(request)
         name = self._operation(body)
+        if name in (*MONITOR_MODES, "CancelSupervisorMonitoring"):
+            self._supervise(agent, name, body)
+            return _ok()
         try:
             if name in ("DoNotDisturbOn", "DoNotDisturbOff"):
                 self.switch.set_device(agent, do_not_disturb=name == "DoNotDisturbOn")
@@ -569,6 +710,32 @@ class GenesysDialect:
         except SwitchError as exc:
             raise _error(400, 2, str(exc)) from exc
         return _ok()
+
+    def _supervise(self, agent: Agent, name: str, body: dict[str, Any]) -> None:
+        """ListenIn, Coach, BargeIn and CancelSupervisorMonitoring on the supervisor's device."""
+        self._require_supervisor(agent)
+        if name not in self.device_resource(agent)["capabilities"]:
+            raise _error(400, 2, f"{name} is not available on device {agent.device_id} now")
+        try:
+            if name == "CancelSupervisorMonitoring":
+                self.switch.stop_supervising(agent)
+                return
+            target_uri = body.get("targetDeviceUri")
+            if not isinstance(target_uri, str) or not target_uri.strip("/"):
+                raise _error(400, 1, "targetDeviceUri is required: the device URI of the agent to monitor")
+            device_id = target_uri.rstrip("/").rsplit("/", 1)[-1]
+            target = next((a for a in self._users() if a.device_id == device_id), None)
+            if target is None:
+                raise _error(404, 6, f"Device {device_id} not found")
+            scope = body.get("supervisorMonitoringScope", "Call")
+            if scope not in MONITOR_SCOPES:
+                raise _error(400, 10, f"supervisorMonitoringScope must be one of {', '.join(MONITOR_SCOPES)}")
+            mode = body.get("supervisorMonitoringMode", "NextCall")
+            if mode not in MONITORING_MODES:
+                raise _error(400, 10, "supervisorMonitoringMode must be NextCall or AllCalls")
+            self.switch.supervise(agent, target, name, scope=scope, all_calls=MONITORING_MODES[mode])
+        except SwitchError as exc:
+            raise _error(400, 2, str(exc)) from exc
 
     async def dial(self, request: Request, session: Session, agent: Agent) -> Response:
         self._own_device(agent, request.params["device_id"])
@@ -679,4 +846,9 @@ CALL_OPERATIONS: dict[str, Callable[[GenesysDialect, Agent, Call, dict[str, Any]
     ),
     "MuteCall": lambda d, a, c, b: d.switch.set_mute(a, c, True),
     "UnmuteCall": lambda d, a, c, b: d.switch.set_mute(a, c, False),
+    "SwitchToListenIn": lambda d, a, c, b: d.switch.change_monitoring(a, LISTEN_IN),
+    "SwitchToCoach": lambda d, a, c, b: d.switch.change_monitoring(a, COACH),
+    "SwitchToBargeIn": lambda d, a, c, b: d.switch.change_monitoring(a, BARGE_IN),
+    "MuteMonitoredUser": lambda d, a, c, b: d.switch.mute_monitored(a, True),
+    "UnmuteMonitoredUser": lambda d, a, c, b: d.switch.mute_monitored(a, False),
 }

@@ -10,6 +10,34 @@ only. The switch underneath knows nothing of any of it.
 Events come from diffing what each agent was last told about each call against the switch's new
 view, so a call placed, transferred or conferenced by anyone (a Genesys agent, the control API)
 reaches a Huawei agent the same way as one it handles itself.
+
+Real-time inspection (``/qualitycontrol/{inspector}/...``, spec section 11), for agents the
+directory marks as supervisors ("inspectors"); anyone else is refused with ``900-002``:
+
+* ``PUT addsupervise/{workNo}`` listens, ``PUT addinsert/{workNo}`` inserts (barges in),
+  ``POST requestwhisperagent?whisperagentid={workNo}`` whispers (coaches). An inspection follows
+  the agent from call to call until cancelled. The inspector's poll returns
+  ``AgentOther_PhoneAlerting``, ``AgentOther_PhoneOffhook`` and ``AgentState_Busy``; the inspected
+  agent's returns ``AgentOther_BeQcStart`` ``{"qcType": 8|9|20172, "qcAgentId": <inspector>}``
+  (8 listen, 9 insert, 20172 whisper). The inspector gets no call events for the inspected call.
+* ``POST switch/{workNo}`` toggles listening and inserting (whispering goes to listening);
+  ``POST requestswitchinsertwhisperagent?whisperagentid=&switchtype=0|1|2`` switches to listening,
+  inserting or whispering. The inspected agent gets ``AgentOther_BeQcStart`` with the new type.
+* ``DELETE {workNo}`` cancels, ``POST requeststopwhisperagent?whisperagentid=`` stops whispering:
+  the inspected agent gets ``AgentOther_BeQcStop`` (the type it had), the inspector
+  ``AgentOther_PhoneRelease`` then its state's event (``AgentState_Ready`` when idle).
+* ``PUT intercept/{workNo}`` (or ``intercept/{workNo}/{callId}``) takes the call over: the agent
+  gets ``AgentEvent_Call_Release`` (and ``AgentOther_PhoneRelease``) then ``AgentOther_BeQcStop``,
+  the inspector ``AgentEvent_Talking`` on the call, now its own.
+* ``POST forcebusy/{workNo}``, ``forceidle/{workNo}``, ``forcerest/{workNo}/{time}/{reason}``,
+  ``forcelogout/{workNo}`` and ``forcedropcall/{callid}``: the agent's poll returns what its own
+  operation would have (``AgentState_SetNotReady_Success`` with reason ``"3"``, "forced by an
+  inspector"; ``AgentState_Ready`` after the cancel event of its former state;
+  ``AgentState_SetRest_Success``; ``AgentOther_ShutdownService``, after which its Guid is signed
+  out; the call's release events).
+* Refusals (HTTP 200): ``000-005`` the inspector names itself, ``900-004`` no such Huawei agent,
+  ``900-005`` wrong state (the agent is not signed in, the inspector is busy or is not inspecting
+  that agent in a way the operation needs), ``000-002`` a bad parameter.
 """
 
 from __future__ import annotations
@@ -28,23 +56,30 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .switch import (
+    BARGE_IN,
+    COACH,
     DIALING,
     ENDED,
     ESTABLISHED,
     HELD,
+    LISTEN_IN,
     LIVE_STATES,
     MERGED,
     RELEASED,
     RINGING,
+    STARTED,
+    STOPPED,
     TIMED_OUT,
     TRANSFER,
     Agent,
-    AgentEvent,
     Call,
     CallEvent,
     CallView,
+    Monitor,
+    MonitorEvent,
     Switch,
     SwitchError,
+    SwitchEvent,
     is_dialable,
     is_internal,
 )
@@ -84,6 +119,16 @@ UNHOLD_WRONG_STATE = "200-016"
 RELEASE_NO_CALL = "200-017"
 HELP_NO_CALL = "200-018"
 NO_HELD_CALLS = "400-003"
+QC_SELF = "000-005"
+QC_NO_PERMISSION = "900-002"
+QC_NO_AGENT = "900-004"
+QC_WRONG_STATE = "900-005"
+
+# ``qcType`` of AgentOther_BeQcStart/Stop per inspection mode, and the modes of ``switchtype``.
+QC_TYPES = {LISTEN_IN: 8, BARGE_IN: 9, COACH: 20172}
+SWITCH_TYPES = {"0": LISTEN_IN, "1": BARGE_IN, "2": COACH}
+# The reason of AgentState_SetNotReady_Success when an inspector forced the agent busy.
+FORCED_BUSY_REASON = "3"
 
 # Agent state codes of ``GET agentstatus`` (spec 7.1), from the switch's vendor-neutral states.
 STATE_CODES = {"LoggedOut": 2, "NotReady": 3, "Ready": 4, "AfterCallWork": 5, "AuxWork": 8}
@@ -449,14 +494,48 @@ class HuaweiDialect:
         if session.waiter is not None:
             _settle(session.waiter)
 
-    def on_switch_event(self, event: CallEvent | AgentEvent) -> None:
+    def on_switch_event(self, event: SwitchEvent) -> None:
+        if isinstance(event, MonitorEvent):
+            self._on_monitor(event)
+            return
         agent = event.agent
         if agent.dialect != "huawei":
             return
         if isinstance(event, CallEvent):
-            self._on_call(agent, event.view)
+            # An inspector hears the inspected call but is told nothing of it as a call.
+            if not event.view.monitoring:
+                self._on_call(agent, event.view)
         else:
             self._on_agent(agent)
+
+    def _on_monitor(self, event: MonitorEvent) -> None:
+        """An inspection started, switched or stopped: the inspector's phone and the agent's BeQc."""
+        monitor = event.monitor
+        inspector = self.switch.agents.get(monitor.supervisor)
+        target = self.switch.agents.get(monitor.target)
+        qc_agent: int | str = int(monitor.supervisor) if monitor.supervisor.isdigit() else monitor.supervisor
+        if inspector is not None and inspector.dialect == "huawei":
+            if event.change == STARTED:
+                self._push(inspector, "AgentOther_PhoneAlerting", None)
+                self._push(inspector, "AgentOther_PhoneOffhook", {"type": "main"})
+                self._push(inspector, "AgentState_Busy", None)
+            elif event.change == STOPPED and inspector.logged_in and not self._calls(inspector):
+                self._push(inspector, "AgentOther_PhoneRelease", {"phoneState": 3})
+                self._push_state(inspector)
+        if target is not None and target.dialect == "huawei":
+            event_type = "AgentOther_BeQcStop" if event.change == STOPPED else "AgentOther_BeQcStart"
+            self._push(target, event_type, {"qcType": QC_TYPES[monitor.mode], "qcAgentId": qc_agent})
+
+    def _push_state(self, agent: Agent) -> None:
+        """The event of the agent's current state, as when it entered it."""
+        if agent.state == "Ready":
+            self._push(agent, "AgentState_Ready", None)
+        elif agent.state == "NotReady":
+            self._push(agent, "AgentState_SetNotReady_Success", {"reason": agent.reason or "0"})
+        elif agent.state == "AuxWork":
+            self._push(agent, "AgentState_SetRest_Success", {"reason": agent.reason or "0"})
+        elif agent.state == "AfterCallWork":
+            self._push(agent, "AgentState_SetWork_Success", None)
 
     def _on_agent(self, agent: Agent) -> None:
         before = self._states.get(agent.login, ("LoggedOut", ""))
@@ -468,16 +547,10 @@ class HuaweiDialect:
             session = self.sessions.get(agent.login)
             login_time = session.login_time if session else ""
             self._push(agent, "AgentOther_ShutdownService", {"loginTime": login_time})
-        elif agent.state == "Ready":
-            if before[0] in CANCEL_EVENTS:
-                self._push(agent, CANCEL_EVENTS[before[0]], None)
-            self._push(agent, "AgentState_Ready", None)
-        elif agent.state == "NotReady":
-            self._push(agent, "AgentState_SetNotReady_Success", {"reason": agent.reason or "0"})
-        elif agent.state == "AuxWork":
-            self._push(agent, "AgentState_SetRest_Success", {"reason": agent.reason or "0"})
-        elif agent.state == "AfterCallWork":
-            self._push(agent, "AgentState_SetWork_Success", None)
+            return
+        if agent.state == "Ready" and before[0] in CANCEL_EVENTS:
+            self._push(agent, CANCEL_EVENTS[before[0]], None)
+        self._push_state(agent)
 
     def _on_call(self, agent: Agent, view: CallView) -> None:
         told = self._told.setdefault(agent.login, {})
@@ -772,6 +845,22 @@ class HuaweiDialect:
         add("GET", calldata + "/holdlist", signed(self.hold_list))
         add("GET", calldata + "/callinfobeforeanswer", signed(self.call_info_before_answer))
 
+        qc = "/qualitycontrol/{agentid}"
+        add("PUT", qc + "/addsupervise/{workno}", signed(self.qc_listen))
+        add("PUT", qc + "/addinsert/{workno}", signed(self.qc_insert))
+        add("POST", qc + "/requestwhisperagent", signed(self.qc_whisper))
+        add("POST", qc + "/switch/{workno}", signed(self.qc_switch))
+        add("POST", qc + "/requestswitchinsertwhisperagent", signed(self.qc_switch_type))
+        add("POST", qc + "/requeststopwhisperagent", signed(self.qc_stop_whisper))
+        add("DELETE", qc + "/{workno}", signed(self.qc_cancel))
+        add("PUT", qc + "/intercept/{workno}", signed(self.qc_intercept))
+        add("PUT", qc + "/intercept/{workno}/{callid}", signed(self.qc_intercept))
+        add("POST", qc + "/forcebusy/{workno}", signed(self.qc_force_busy))
+        add("POST", qc + "/forceidle/{workno}", signed(self.qc_force_idle))
+        add("POST", qc + "/forcerest/{workno}/{time}/{reason}", signed(self.qc_force_rest))
+        add("POST", qc + "/forcelogout/{workno}", signed(self.qc_force_logout))
+        add("POST", qc + "/forcedropcall/{callid}", signed(self.qc_force_drop_call))
+
     # -- sign-in and sign-out --------------------------------------------------------------------
 
     async def sign_in(self, request: Request) -> Response:
@@ -831,7 +920,7 @@ class HuaweiDialect:
         return _ok(result, {"Set-GUID": f"JSESSIONID={session.guid}"})
 
     async def sign_out(self, request: Request, session: Session, agent: Agent) -> Response:
-        if self.switch.visible_calls(agent):
+        if self._calls(agent):
             raise Refusal(
                 WRONG_STATE_AT_SIGN_OUT, f"Agent {agent.login} is on a call: release it first, or forcelogout"
             )
@@ -840,14 +929,21 @@ class HuaweiDialect:
         return _ok()
 
     async def force_sign_out(self, request: Request, session: Session, agent: Agent) -> Response:
+        self._force_out(agent)
+        return _ok()
+
+    def _force_out(self, agent: Agent) -> None:
+        """Release every call of the agent, sign it out, and close its Guid session."""
         for call in self.switch.visible_calls(agent):
             # Hanging up one call may end another (a consult), so each is looked at afresh.
             leg = call.legs.get(agent.dn) if call.id in self.switch.calls else None
             if leg is not None and leg.state in LIVE_STATES:
                 self.switch.hangup(agent, call)
-        self.switch.logout(agent)
-        self._close(session)
-        return _ok()
+        if agent.logged_in:
+            self.switch.logout(agent)
+        session = self.sessions.get(agent.login)
+        if session is not None:
+            self._close(session)
 
     async def poll(self, request: Request, session: Session, agent: Agent) -> Response:
         """One event at once if one is queued, else the first within poll_wait_ms, else ``null``.
@@ -943,11 +1039,13 @@ class HuaweiDialect:
     # -- calls -----------------------------------------------------------------------------------
 
     def _calls(self, agent: Agent) -> list[Call]:
-        """The agent's live calls as it sees them: a success transfer's consult call is not one."""
+        """The agent's live calls as it sees them: neither a success transfer's consult call nor
+        an inspector's inspected call is one."""
         return [
             call
             for call in self.switch.visible_calls(agent)
             if not (call.id in self._transfers and self._transfers[call.id].login == agent.login)
+            and call.legs[agent.dn].monitor is None
         ]
 
     def _in(self, agent: Agent, calls: list[Call], *states: str) -> list[Call]:
@@ -1218,3 +1316,125 @@ class HuaweiDialect:
         if not ringing:
             raise Refusal(ANSWER_NO_CALL, "There is no ringing call")
         return _ok(self._call_info(agent, ringing[0]))
+
+    # -- real-time inspection (qualitycontrol) ---------------------------------------------------
+
+    @staticmethod
+    def _inspector(agent: Agent) -> None:
+        if not agent.supervisor:
+            raise Refusal(QC_NO_PERMISSION, f"Agent {agent.login} has no inspection permission")
+
+    def _inspected(self, agent: Agent, workno: str) -> Agent:
+        """The signed-in Huawei agent ``workno`` names, for an inspector to act on."""
+        self._inspector(agent)
+        if workno == agent.login:
+            raise Refusal(QC_SELF, "An inspector cannot inspect itself")
+        target = self.switch.agents.get(workno)
+        if target is None or target.dialect != "huawei":
+            raise Refusal(QC_NO_AGENT, f"There is no agent {workno}")
+        if not target.logged_in:
+            raise Refusal(QC_WRONG_STATE, f"Agent {workno} is not signed in")
+        return target
+
+    def _inspecting(self, agent: Agent, workno: str = "") -> Monitor:
+        """The inspector's current inspection, of ``workno`` when one is named."""
+        self._inspector(agent)
+        monitor = self.switch.monitors.get(agent.login)
+        if monitor is None:
+            raise Refusal(QC_WRONG_STATE, f"Inspector {agent.login} is not inspecting any agent")
+        if workno and monitor.target != workno:
+            raise Refusal(QC_WRONG_STATE, f"Inspector {agent.login} is not inspecting agent {workno}")
+        return monitor
+
+    def _inspect(self, agent: Agent, workno: str, mode: str) -> Response:
+        """Listen, insert or whisper: the inspector must be idle (no call, no other inspection)."""
+        target = self._inspected(agent, workno)
+        if agent.login in self.switch.monitors:
+            raise Refusal(QC_WRONG_STATE, f"Inspector {agent.login} is already inspecting an agent")
+        if self._calls(agent):
+            raise Refusal(QC_WRONG_STATE, f"Inspector {agent.login} is on a call")
+        self.switch.supervise(agent, target, mode, scope="Agent", all_calls=True)
+        return _ok()
+
+    async def qc_listen(self, request: Request, session: Session, agent: Agent) -> Response:
+        return self._inspect(agent, request.params["workno"], LISTEN_IN)
+
+    async def qc_insert(self, request: Request, session: Session, agent: Agent) -> Response:
+        return self._inspect(agent, request.params["workno"], BARGE_IN)
+
+    async def qc_whisper(self, request: Request, session: Session, agent: Agent) -> Response:
+        """Whisper to an agent; while already inspecting it, switch the inspection to whispering."""
+        self._inspector(agent)
+        workno = _query(request, "whisperagentid")
+        monitor = self.switch.monitors.get(agent.login)
+        if monitor is not None and (not workno or monitor.target == workno):
+            self.switch.change_monitoring(agent, COACH)
+            return _ok()
+        if not workno:
+            raise Refusal(BAD_PARAMETER, "whisperagentid (the agent to whisper to) is required")
+        return self._inspect(agent, workno, COACH)
+
+    async def qc_switch(self, request: Request, session: Session, agent: Agent) -> Response:
+        monitor = self._inspecting(agent, request.params["workno"])
+        self.switch.change_monitoring(agent, LISTEN_IN if monitor.mode == BARGE_IN else BARGE_IN)
+        return _ok()
+
+    async def qc_switch_type(self, request: Request, session: Session, agent: Agent) -> Response:
+        switch_type = _query(request, "switchtype")
+        if switch_type not in SWITCH_TYPES:
+            raise Refusal(BAD_PARAMETER, "switchtype must be 0 (listen), 1 (insert) or 2 (whisper)")
+        self._inspecting(agent, _query(request, "whisperagentid"))
+        self.switch.change_monitoring(agent, SWITCH_TYPES[switch_type])
+        return _ok()
+
+    async def qc_stop_whisper(self, request: Request, session: Session, agent: Agent) -> Response:
+        monitor = self._inspecting(agent, _query(request, "whisperagentid"))
+        if monitor.mode != COACH:
+            raise Refusal(QC_WRONG_STATE, f"Inspector {agent.login} is not whispering")
+        self.switch.stop_supervising(agent)
+        return _ok()
+
+    async def qc_cancel(self, request: Request, session: Session, agent: Agent) -> Response:
+        self._inspecting(agent, request.params["workno"])
+        self.switch.stop_supervising(agent)
+        return _ok()
+
+    async def qc_intercept(self, request: Request, session: Session, agent: Agent) -> Response:
+        monitor = self._inspecting(agent, request.params["workno"])
+        wanted = request.params.get("callid", "")
+        if monitor.call is None or (wanted and monitor.call.id != wanted):
+            raise Refusal(QC_WRONG_STATE, f"Agent {monitor.target} is not on that call")
+        self.switch.intercept(agent)
+        return _ok()
+
+    async def qc_force_busy(self, request: Request, session: Session, agent: Agent) -> Response:
+        target = self._inspected(agent, request.params["workno"])
+        self.switch.set_state(target, "NotReady", FORCED_BUSY_REASON)
+        return _ok()
+
+    async def qc_force_idle(self, request: Request, session: Session, agent: Agent) -> Response:
+        target = self._inspected(agent, request.params["workno"])
+        self.switch.set_state(target, "Ready")
+        return _ok()
+
+    async def qc_force_rest(self, request: Request, session: Session, agent: Agent) -> Response:
+        target = self._inspected(agent, request.params["workno"])
+        seconds, reason = request.params["time"], request.params["reason"]
+        if not (seconds.isdigit() and 1 <= int(seconds) <= 86399):
+            raise Refusal(BAD_PARAMETER, "the rest time must be 1 to 86399 seconds")
+        if not (reason.isdigit() and 1 <= int(reason) <= 255):
+            raise Refusal(BAD_PARAMETER, "the rest reason must be 1 to 255")
+        self.switch.set_state(target, "AuxWork", str(int(reason)))
+        return _ok()
+
+    async def qc_force_logout(self, request: Request, session: Session, agent: Agent) -> Response:
+        self._force_out(self._inspected(agent, request.params["workno"]))
+        return _ok()
+
+    async def qc_force_drop_call(self, request: Request, session: Session, agent: Agent) -> Response:
+        self._inspector(agent)
+        call = self.switch.calls.get(request.params["callid"])
+        if call is None or not call.live_legs():
+            raise Refusal(BAD_PARAMETER, f"There is no call {request.params['callid']}")
+        self.switch.drop_call(call)
+        return _ok()

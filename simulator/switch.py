@@ -10,6 +10,20 @@ Every change is announced to the listeners as ``CallEvent`` / ``AgentEvent`` val
 order the vendors' documents show them. After each operation the switch also re-announces, as a
 plain status change, any other view of the involved agents that changed as a side effect
 (a call that lost its held partner no longer offers SwapCalls), so no client keeps stale state.
+
+Supervision. An agent marked ``supervisor`` may monitor one other logged-in agent at a time, in
+one of three modes: ``ListenIn`` (silent: nobody hears the supervisor), ``Coach`` (only the
+monitored agent hears the supervisor) or ``BargeIn`` (everybody hears the supervisor, who then
+counts among the parties the others see). A ``Monitor`` records who monitors whom, how, and on
+which call: while the monitored agent is established on a call the supervisor has a monitoring
+leg on it (a ``Leg`` with ``monitor`` set), which is never a party of the call (it does not keep
+a call alive, is not moved by transfers and conferences, and is not listed as a participant
+except in ``BargeIn``). The supervisor's leg ends when the monitored agent's leg on that call
+ends; a monitor that follows ``all_calls`` then joins the agent's next established call, any other
+monitor ends with that first call. The mode can be switched, the monitored agent muted, and the
+supervisor may take the call over (``intercept``: the agent drops out, the supervisor stays as a
+party). Monitors start, switch and stop as ``MonitorEvent`` values, so each dialect can tell its
+own agents (a Genesys supervisor's device, a Huawei inspected agent's ``AgentOther_BeQcStart``).
 """
 
 from __future__ import annotations
@@ -53,6 +67,20 @@ STATUS_CHANGE = "StatusChange"
 PARTICIPANTS_UPDATED = "ParticipantsUpdated"
 ATTACHED_DATA_CHANGED = "AttachedDataChanged"
 DTMF_SENT = "DtmfSent"
+MONITORED_USER_MUTED = "MonitoredUserMutedStateChange"
+
+# Supervision modes, named as the Genesys operations are (the desk's one vocabulary).
+LISTEN_IN = "ListenIn"
+COACH = "Coach"
+BARGE_IN = "BargeIn"
+MONITOR_MODES = (LISTEN_IN, COACH, BARGE_IN)
+# Genesys supervisorMonitoringScope: recorded and reported; the supervisor's leg follows the agent.
+MONITOR_SCOPES = ("Call", "Agent")
+
+# What happened to a monitor, in a MonitorEvent.
+STARTED = "started"
+SWITCHED = "switched"
+STOPPED = "stopped"
 
 SEEDED_DIRECTORY = (
     ("agent1", "agent1", "5005", "genesys"),
@@ -60,7 +88,11 @@ SEEDED_DIRECTORY = (
     ("agent4", "agent4", "15000", "genesys"),
     ("101", "agent101", "6101", "huawei"),
     ("102", "agent102", "6102", "huawei"),
+    ("lead1", "lead1", "5010", "genesys"),
+    ("103", "agent103", "6103", "huawei"),
 )
+# The seeded team leads: the Genesys supervisor and the Huawei inspector.
+SEEDED_SUPERVISORS = frozenset({"lead1", "103"})
 
 _BASE32 = "0123456789ABCDEFGHIJKLMNOPQRSTUV"
 
@@ -96,11 +128,30 @@ class Agent:
     do_not_disturb: bool = False
     forward_to: str = ""
     place: str = ""
+    # May monitor other agents and set their state (Genesys ROLE_SUPERVISOR, a Huawei inspector).
+    supervisor: bool = False
 
     def __post_init__(self) -> None:
         # Stable across resets, so a client that cached its device keeps a valid one.
         if not self.device_id:
             self.device_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"switchboard-device/{self.login}"))
+
+
+@dataclass(slots=True, eq=False)
+class Monitor:
+    """A supervisor monitoring an agent: how, and the call its leg is on now (None while it waits)."""
+
+    supervisor: str
+    supervisor_dn: str
+    target: str
+    target_dn: str
+    mode: str
+    scope: str = "Call"
+    # Follows the agent from call to call until cancelled (Genesys AllCalls, every Huawei inspection);
+    # otherwise the monitor ends with the first call it joined (Genesys NextCall).
+    all_calls: bool = False
+    monitored_muted: bool = False
+    call: Call | None = None
 
 
 @dataclass(slots=True)
@@ -112,6 +163,8 @@ class Leg:
     # What this party saw when it left: a released view still names the parties it had.
     final_others: tuple[str, ...] = ()
     release_cause: str = ""
+    # Set on a supervisor's monitoring leg, which is not a party of the call.
+    monitor: Monitor | None = None
 
 
 @dataclass(slots=True)
@@ -136,7 +189,11 @@ class Call:
     dtmf: list[str] = field(default_factory=list)
 
     def live_legs(self) -> list[Leg]:
-        return [leg for leg in self.legs.values() if leg.state in LIVE_STATES]
+        """The live parties: supervisors' monitoring legs are not parties."""
+        return [leg for leg in self.legs.values() if leg.state in LIVE_STATES and leg.monitor is None]
+
+    def monitor_legs(self) -> list[Leg]:
+        return [leg for leg in self.legs.values() if leg.state in LIVE_STATES and leg.monitor is not None]
 
     def others(self, number: str) -> list[str]:
         """The other live parties, the one who joined last first (as the documents list them)."""
@@ -165,6 +222,14 @@ class CallView:
     conference: bool
     origin: str = ""
     release_cause: str = ""
+    # The mode of this agent's own monitoring leg ("" unless the viewer is a supervisor on it).
+    monitoring: str = ""
+    # The supervisors monitoring this agent on this call, and whether one of them muted it (for a
+    # supervisor's view: whether it muted the agent it monitors).
+    monitored_by: tuple[str, ...] = ()
+    monitored_muted: bool = False
+    # Supervisors barging in on the call: heard by everyone, so dialects may list them as parties.
+    bargers: tuple[str, ...] = ()
 
     def signature(self) -> tuple[Any, ...]:
         return (
@@ -175,6 +240,10 @@ class CallView:
             self.parent_id,
             self.partner_held,
             self.conference,
+            self.monitoring,
+            self.monitored_by,
+            self.monitored_muted,
+            self.bargers,
         )
 
 
@@ -190,7 +259,17 @@ class AgentEvent:
     agent: Agent
 
 
-Listener = Callable[[CallEvent | AgentEvent], None]
+@dataclass(frozen=True, slots=True)
+class MonitorEvent:
+    """A monitor started, switched mode (``previous`` names the old one) or stopped."""
+
+    monitor: Monitor
+    change: str
+    previous: str = ""
+
+
+SwitchEvent = CallEvent | AgentEvent | MonitorEvent
+Listener = Callable[[SwitchEvent], None]
 # One notification to announce: the number whose view it is, the call, the notification type.
 Step = tuple[str, Call, str]
 
@@ -212,6 +291,9 @@ class Switch:
         self.listeners: list[Listener] = []
         self.agents: dict[str, Agent] = {}
         self.calls: dict[str, Call] = {}
+        # By supervisor login: each supervisor monitors at most one agent.
+        self.monitors: dict[str, Monitor] = {}
+        self._following = False
         self._id_prefix = "".join(secrets.choice(_BASE32) for _ in range(26))
         self._counter = itertools.count(1)
         self._sent: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -225,15 +307,18 @@ class Switch:
             self._cancel_timers(call)
         self.calls.clear()
         self.agents.clear()
+        self.monitors.clear()
         self._sent.clear()
         self.settings = Settings(
             answer_delay_ms=self._initial_settings.answer_delay_ms,
             ringing_timeout_ms=self._initial_settings.ringing_timeout_ms,
         )
         for login, password, dn, dialect in SEEDED_DIRECTORY:
-            self.add_agent(login, password, dn, dialect)
+            self.add_agent(login, password, dn, dialect, supervisor=login in SEEDED_SUPERVISORS)
 
-    def add_agent(self, login: str, password: str, dn: str, dialect: str) -> Agent:
+    def add_agent(
+        self, login: str, password: str, dn: str, dialect: str, *, supervisor: bool = False
+    ) -> Agent:
         if not login or not password:
             raise SwitchError("login and password are required")
         if not is_internal(dn):
@@ -244,7 +329,9 @@ class Switch:
         owner = self.agent_on(dn)
         if owner and owner.login != login:
             raise SwitchError(f"DN {dn} already belongs to {owner.login}")
-        agent = Agent(login=login, password=password, dn=dn, dialect=dialect)
+        if login in self.monitors or any(m.target == login for m in self.monitors.values()):
+            raise SwitchError(f"{login} is part of a supervision: cancel it before changing the agent")
+        agent = Agent(login=login, password=password, dn=dn, dialect=dialect, supervisor=supervisor)
         self.agents[login] = agent
         return agent
 
@@ -275,11 +362,16 @@ class Switch:
         return call
 
     def calls_of(self, agent: Agent) -> list[Call]:
+        """The agent's live calls, a supervisor's monitoring call included."""
         return [
             call
             for call in self.calls.values()
             if agent.dn in call.legs and call.legs[agent.dn].state in LIVE_STATES
         ]
+
+    def party_calls(self, agent: Agent) -> list[Call]:
+        """The live calls the agent is a party of: its monitoring call is not one."""
+        return [call for call in self.calls_of(agent) if call.legs[agent.dn].monitor is None]
 
     def view(self, agent: Agent, call: Call) -> CallView:
         leg = call.legs[agent.dn]
@@ -293,6 +385,21 @@ class Switch:
             call_type = "Outbound"
         else:
             call_type = "Inbound"
+        live = leg.state != RELEASED
+        watchers = (
+            [m for m in call.monitor_legs() if m.monitor and m.monitor.target_dn == agent.dn]
+            if live and leg.monitor is None
+            else []
+        )
+        if leg.monitor is not None:
+            monitored_muted = leg.monitor.monitored_muted
+        else:
+            monitored_muted = any(m.monitor is not None and m.monitor.monitored_muted for m in watchers)
+        bargers = tuple(
+            m.number
+            for m in call.monitor_legs()
+            if live and m.monitor is not None and m.monitor.mode == BARGE_IN and m.number != agent.dn
+        )
         return CallView(
             call_id=call.id,
             conn_id=call.conn_id,
@@ -311,18 +418,22 @@ class Switch:
             conference=leg.state != RELEASED and len(others) >= 2,
             origin=call.origin,
             release_cause=leg.release_cause if leg.state == RELEASED else "",
+            monitoring=leg.monitor.mode if leg.monitor is not None else "",
+            monitored_by=tuple(m.number for m in watchers),
+            monitored_muted=monitored_muted,
+            bargers=bargers,
         )
 
     def _partner(self, agent: Agent, call: Call) -> Call | None:
         """The other call this one can be swapped with or completed into: its consult parent, or the
         agent's one other live call (a second call dialled while the first is held, as in seed 003)."""
-        if call.legs[agent.dn].state == RELEASED:
+        if call.legs[agent.dn].state == RELEASED or call.legs[agent.dn].monitor is not None:
             return None
         if call.consult and call.consult.owner == agent.dn:
             parent = self.calls.get(call.consult.parent_id)
             if parent and parent.legs.get(agent.dn) and parent.legs[agent.dn].state in LIVE_STATES:
                 return parent
-        others = [c for c in self.calls_of(agent) if c.id != call.id]
+        others = [c for c in self.party_calls(agent) if c.id != call.id]
         for other in others:
             if other.consult and other.consult.owner == agent.dn and other.consult.parent_id == call.id:
                 return other
@@ -339,7 +450,7 @@ class Switch:
             self._sent[key] = view.signature()
         self._publish(CallEvent(agent=agent, view=view, notification_type=notification_type))
 
-    def _publish(self, event: CallEvent | AgentEvent) -> None:
+    def _publish(self, event: SwitchEvent) -> None:
         for listener in self.listeners:
             try:
                 listener(event)
@@ -356,6 +467,7 @@ class Switch:
             touched.add(agent.login)
             self._emit(agent, call, notification_type)
         self._settle(touched)
+        self._follow_monitors()
 
     def _sees(self, agent: Agent, call: Call) -> bool:
         """An agent sees the calls of its DN while logged in, and to their end any call it was shown."""
@@ -489,15 +601,27 @@ class Switch:
         return len(ringing)
 
     def hangup_party(self, number: str) -> int:
-        """A party hangs up every call it is on."""
+        """A party hangs up every call it is on; a supervisor's phone hanging up ends its monitoring."""
         on = [
             c for c in list(self.calls.values()) if number in c.legs and c.legs[number].state in LIVE_STATES
         ]
         for call in on:
-            self._finish(self._leave(call, number))
+            leg = call.legs.get(number)
+            if leg is None or leg.state not in LIVE_STATES:
+                continue
+            if leg.monitor is not None:
+                supervisor = self.agents.get(leg.monitor.supervisor)
+                if supervisor is not None and self.monitors.get(supervisor.login) is leg.monitor:
+                    self.stop_supervising(supervisor)
+            else:
+                self._finish(self._leave(call, number))
         return len(on)
 
     def hangup(self, agent: Agent, call: Call) -> None:
+        """Leave the call; hanging up a monitoring call ends the monitoring."""
+        if call.legs[agent.dn].monitor is not None:
+            self.stop_supervising(agent)
+            return
         self._finish(self._leave(call, agent.dn))
 
     def hold(self, agent: Agent, call: Call) -> None:
@@ -514,7 +638,7 @@ class Switch:
     def _hold_others(self, agent: Agent, keep_id: str = "") -> list[Step]:
         """An agent talks on one call at a time: retrieving or dialling holds the one that was active."""
         steps: list[Step] = []
-        for other in self.calls_of(agent):
+        for other in self.party_calls(agent):
             if other.id != keep_id and other.legs[agent.dn].state == ESTABLISHED:
                 other.legs[agent.dn].state = HELD
                 steps.append((agent.dn, other, STATUS_CHANGE))
@@ -713,6 +837,189 @@ class Switch:
         call.legs[agent.dn].muted = muted
         self._finish([(agent.dn, call, STATUS_CHANGE)])
 
+    # -- supervision -----------------------------------------------------------------------------
+
+    def monitor_of(self, supervisor: Agent) -> Monitor:
+        monitor = self.monitors.get(supervisor.login)
+        self._require(monitor is not None, f"{supervisor.login} is not monitoring anyone")
+        assert monitor is not None
+        return monitor
+
+    def supervise(
+        self,
+        supervisor: Agent,
+        target: Agent,
+        mode: str,
+        *,
+        scope: str = "Call",
+        all_calls: bool = False,
+    ) -> Monitor:
+        """Start monitoring ``target``: at once on its established call, else on its next one."""
+        self._require(mode in MONITOR_MODES, f"mode must be one of {', '.join(MONITOR_MODES)}")
+        self._require(scope in MONITOR_SCOPES, f"scope must be one of {', '.join(MONITOR_SCOPES)}")
+        self._require(supervisor.supervisor, f"{supervisor.login} is not a supervisor")
+        self._require(supervisor.logged_in, f"Supervisor {supervisor.login} is not logged in")
+        self._require(target.login != supervisor.login, "A supervisor cannot monitor itself")
+        self._require(target.logged_in, f"Agent {target.login} is not logged in")
+        self._require(
+            supervisor.login not in self.monitors,
+            f"{supervisor.login} is already monitoring an agent: cancel that first",
+        )
+        monitor = Monitor(
+            supervisor=supervisor.login,
+            supervisor_dn=supervisor.dn,
+            target=target.login,
+            target_dn=target.dn,
+            mode=mode,
+            scope=scope,
+            all_calls=all_calls,
+        )
+        self.monitors[supervisor.login] = monitor
+        self._publish(MonitorEvent(monitor, STARTED))
+        self._follow_monitors()
+        return monitor
+
+    def change_monitoring(self, supervisor: Agent, mode: str) -> None:
+        """Switch between listening, coaching and barging in; only a change to or from BargeIn is
+        news to the call's parties (the supervisor appears or disappears among them)."""
+        self._require(mode in MONITOR_MODES, f"mode must be one of {', '.join(MONITOR_MODES)}")
+        monitor = self.monitor_of(supervisor)
+        previous = monitor.mode
+        if mode == previous:
+            return
+        monitor.mode = mode
+        self._publish(MonitorEvent(monitor, SWITCHED, previous))
+        call = monitor.call
+        if call is not None:
+            steps: list[Step] = [(monitor.supervisor_dn, call, STATUS_CHANGE)]
+            if BARGE_IN in (previous, mode):
+                steps += self._parties_hear(call, monitor, barge=True)
+            self._announce(steps)
+
+    def mute_monitored(self, supervisor: Agent, muted: bool) -> None:
+        monitor = self.monitor_of(supervisor)
+        call = monitor.call
+        self._require(call is not None, "The monitored agent is not on a call")
+        assert call is not None
+        monitor.monitored_muted = muted
+        self._announce(
+            [
+                (monitor.supervisor_dn, call, MONITORED_USER_MUTED),
+                (monitor.target_dn, call, MONITORED_USER_MUTED),
+            ]
+        )
+
+    def stop_supervising(self, supervisor: Agent) -> None:
+        """Cancel monitoring: the supervisor's leg leaves the call first, then the monitor ends."""
+        monitor = self.monitor_of(supervisor)
+        del self.monitors[supervisor.login]
+        self._leave_monitored_call(monitor, LEFT)
+        self._publish(MonitorEvent(monitor, STOPPED))
+
+    def intercept(self, supervisor: Agent) -> Call:
+        """The supervisor takes the monitored call over: the agent drops out, the supervisor's leg
+        becomes an ordinary party of the call, and the monitoring ends."""
+        monitor = self.monitor_of(supervisor)
+        call = monitor.call
+        self._require(call is not None, "The monitored agent is not on a call")
+        assert call is not None
+        del self.monitors[supervisor.login]
+        monitor.call = None
+        leg = call.legs[supervisor.dn]
+        leg.monitor = None
+        leg.joined = time.monotonic()
+        self._finish(self._leave(call, monitor.target_dn, LEFT))
+        self._publish(MonitorEvent(monitor, STOPPED))
+        return call
+
+    def _parties_hear(self, call: Call, monitor: Monitor, *, barge: bool) -> list[Step]:
+        """What the call's parties are told when a supervisor joins, leaves or switches: with a
+        barging supervisor every party's participants change, else only the monitored agent's
+        view (``supervisorListeningIn``)."""
+        if barge:
+            return [(leg.number, call, PARTICIPANTS_UPDATED) for leg in call.live_legs()]
+        target = call.legs.get(monitor.target_dn)
+        return [(monitor.target_dn, call, STATUS_CHANGE)] if target and target.state in LIVE_STATES else []
+
+    def _follow_monitors(self) -> None:
+        """After every change: a monitoring leg whose agent left its call leaves too, and a monitor
+        with no leg joins the call its agent is established on. Re-entrant calls (from the
+        announcements made here) return at once."""
+        if self._following or not self.monitors:
+            return
+        self._following = True
+        try:
+            for monitor in list(self.monitors.values()):
+                if self.monitors.get(monitor.supervisor) is not monitor:
+                    continue
+                if monitor.call is not None and not self._still_monitored(monitor):
+                    self._leave_monitored_call(monitor, ENDED)
+                    if not monitor.all_calls:
+                        del self.monitors[monitor.supervisor]
+                        self._publish(MonitorEvent(monitor, STOPPED))
+                        continue
+                if monitor.call is None:
+                    self._join_monitored_call(monitor)
+        finally:
+            self._following = False
+
+    def _still_monitored(self, monitor: Monitor) -> bool:
+        call = monitor.call
+        if call is None or call.id not in self.calls:
+            return False
+        target, own = call.legs.get(monitor.target_dn), call.legs.get(monitor.supervisor_dn)
+        return (
+            target is not None
+            and target.state in LIVE_STATES
+            and target.monitor is None
+            and own is not None
+            and own.state in LIVE_STATES
+        )
+
+    def _join_monitored_call(self, monitor: Monitor) -> None:
+        target = self.agents.get(monitor.target)
+        if target is None:
+            return
+        call = next(
+            (
+                c
+                for c in self.party_calls(target)
+                if c.legs[target.dn].state == ESTABLISHED and monitor.supervisor_dn not in c.legs
+            ),
+            None,
+        )
+        if call is None:
+            return
+        call.legs[monitor.supervisor_dn] = Leg(
+            monitor.supervisor_dn, ESTABLISHED, time.monotonic(), monitor=monitor
+        )
+        monitor.call = call
+        steps: list[Step] = [(monitor.supervisor_dn, call, STATUS_CHANGE)]
+        self._announce([*steps, *self._parties_hear(call, monitor, barge=monitor.mode == BARGE_IN)])
+
+    def _leave_monitored_call(self, monitor: Monitor, cause: str) -> None:
+        call, monitor.call = monitor.call, None
+        leg = call.legs.get(monitor.supervisor_dn) if call is not None else None
+        if call is None or leg is None or leg.state == RELEASED:
+            return
+        self._release_leg(call, monitor.supervisor_dn, cause)
+        steps: list[Step] = [(monitor.supervisor_dn, call, STATUS_CHANGE)]
+        going_on = call.id in self.calls
+        if going_on:
+            steps += self._parties_hear(call, monitor, barge=monitor.mode == BARGE_IN)
+        self._announce(steps)
+        if going_on and call.legs.get(monitor.supervisor_dn) is leg:
+            del call.legs[monitor.supervisor_dn]
+
+    def drop_call(self, call: Call) -> None:
+        """The call is released for every party at once (an inspector's forced release)."""
+        steps: list[Step] = []
+        for leg in call.live_legs():
+            self._release_leg(call, leg.number, ENDED)
+            steps.append((leg.number, call, STATUS_CHANGE))
+        self._end(call)
+        self._finish(steps)
+
     # -- agent state ---------------------------------------------------------------------------
 
     def login(self, agent: Agent, place: str = "") -> None:
@@ -722,6 +1029,11 @@ class Switch:
         self._publish(AgentEvent(agent))
 
     def logout(self, agent: Agent) -> None:
+        """Logged out: the agent's monitoring ends, and so does every monitoring of the agent."""
+        for monitor in list(self.monitors.values()):
+            supervisor = self.agents.get(monitor.supervisor)
+            if supervisor is not None and agent.login in (monitor.supervisor, monitor.target):
+                self.stop_supervising(supervisor)
         agent.logged_in = False
         agent.state, agent.reason = "LoggedOut", ""
         self._publish(AgentEvent(agent))
@@ -764,8 +1076,23 @@ class Switch:
                     "state": a.state,
                     "reason": a.reason,
                     "place": a.place,
+                    "supervisor": a.supervisor,
                 }
                 for a in self.agents.values()
+            ],
+            "monitoring": [
+                {
+                    "supervisor": m.supervisor,
+                    "supervisorDn": m.supervisor_dn,
+                    "target": m.target,
+                    "targetDn": m.target_dn,
+                    "mode": m.mode,
+                    "scope": m.scope,
+                    "allCalls": m.all_calls,
+                    "monitoredUserMuted": m.monitored_muted,
+                    "callId": m.call.id if m.call is not None else None,
+                }
+                for m in self.monitors.values()
             ],
             "calls": [
                 {
@@ -784,6 +1111,11 @@ class Switch:
                     "parties": [
                         {"number": leg.number, "state": leg.state, "muted": leg.muted}
                         for leg in c.live_legs()
+                    ],
+                    "supervisors": [
+                        {"number": leg.number, "mode": leg.monitor.mode, "monitoring": leg.monitor.target_dn}
+                        for leg in c.monitor_legs()
+                        if leg.monitor is not None
                     ],
                 }
                 for c in self.calls.values()

@@ -75,7 +75,7 @@
   function applyLink() {
     var problem = linkProblem();
     desk.dataset.link = problem ? "down" : "up";
-    ["calls", "agent-state", "dial"].forEach(function (id) {
+    ["calls", "agent-state", "dial", "team"].forEach(function (id) {
       var el = document.getElementById(id);
       if (el) { el.inert = !!problem; }
     });
@@ -86,6 +86,14 @@
       if (banner.textContent !== problem[1]) { banner.textContent = problem[1]; }
     }
   }
+  // A closed socket comes back soon, then less often: the first try after 0.25 to 0.5 s (a restarted
+  // desk process is often back by then), doubling up to 30 s. Half of each pause is random, so the
+  // tabs of a desk do not all return at once. htmx uses it for abnormal closes, we for clean ones.
+  function reconnectDelay(retry) {
+    var pause = Math.min(30000, 500 * Math.pow(2, retry));
+    return pause / 2 + Math.random() * pause / 2;
+  }
+  if (window.htmx) { htmx.config.wsReconnectDelay = reconnectDelay; }
   window.addEventListener("pagehide", function () { leaving = true; });
   document.addEventListener("htmx:wsOpen", function () {
     socketUp = true; closeCode = 0; retries = 0;
@@ -101,8 +109,8 @@
     // htmx retries abnormal closures itself; a clean close (a desk restart) we retry here.
     if ([1006, 1011, 1012, 1013].indexOf(closeCode) < 0 && closeCode < 4000 && event.detail.socketWrapper) {
       var wrapper = event.detail.socketWrapper;
+      setTimeout(function () { wrapper.reconnect(); }, reconnectDelay(retries));
       retries += 1;
-      setTimeout(function () { wrapper.reconnect(); }, Math.random() * Math.min(30000, 1000 * Math.pow(2, retries)));
     }
   });
 
@@ -263,7 +271,14 @@
     for (j = i - 1; !card && j >= 0; j--) { card = document.getElementById(order[j]); }
     card = card || byRelevance()[0];
     var el = (card && firstControl(card)) || document.getElementById("dial-destination");
-    if (el) { el.focus(); }
+    if (el) { focusQuietly(el); }
+  }
+  // Focus the desk moves by itself opens no directory list; on the dial pad it also keeps letters
+  // as shortcuts until the agent goes there (see typing).
+  var quietFocus = false;
+  function focusQuietly(el) {
+    quietFocus = true;
+    try { el.focus(); } finally { quietFocus = false; }
   }
   function recentAction() {
     return lastAction && Date.now() - lastAction.at < 10000 ? lastAction : null;
@@ -335,7 +350,8 @@
   document.addEventListener("htmx:wsBeforeMessage", function () { saved = rememberUi(); });
   document.addEventListener("htmx:wsAfterMessage", function () {
     placeConsults();
-    restoreUi(saved);
+    quietFocus = true;
+    try { restoreUi(saved); } finally { quietFocus = false; }
     saved = null;
     syncSent();
     applyLink();
@@ -349,7 +365,25 @@
     var control = elt.matches("form") ? elt.querySelector("button[type=submit]") : elt;
     if (focusLost() && control && !control.disabled) { control.focus(); }
   }
+  // A refused form whose card a push re-rendered while it was on its way (a refusal makes the desk
+  // read the calls again): the agent stays where they were, at the same form in the new card, open,
+  // with what they typed, the focus on its button.
+  function refusedAfterPush(sent) {
+    var card = sent.closest(".call-card"), now = card && document.getElementById(card.id);
+    var form = now && now.querySelector('form[data-operation="' + sent.dataset.operation + '"]');
+    if (!form) { return; }
+    var details = form.closest("details");
+    if (details) { delete details.dataset.submitted; details.open = true; }
+    $$("input:not([type=hidden])", sent).forEach(function (typed) {
+      var input = form.querySelector('[name="' + typed.name + '"]');
+      if (input && !input.value) { input.value = typed.value; }
+    });
+    var button = form.querySelector("button[type=submit]"), active = document.activeElement;
+    if (button && !button.disabled && (focusLost() || now.contains(active))) { button.focus(); }
+  }
+  function searchesDirectory(elt) { return !!(elt.closest && elt.closest("[data-directory]")); }
   document.addEventListener("htmx:beforeRequest", function (event) {
+    if (searchesDirectory(event.detail.elt)) { return; }  // a search, not an action
     var elt = event.detail.elt, container = elt.closest(".call-card, #agent-state");
     if (container) {
       var control = elt.matches("form") ? elt.querySelector("button[type=submit]") : elt;
@@ -358,6 +392,17 @@
     // A sent transfer or data form closes with its push; the keypad stays open for the next digits.
     var details = elt.matches("form") && !sendsDtmf(elt) && elt.closest("details");
     if (details) { details.dataset.submitted = "1"; }
+    // A refused form's card may be re-rendered before the answer comes, and htmx then tells only the
+    // detached form: listen on the form itself.
+    if (elt.matches("form[data-operation]") && !sendsDtmf(elt) && container) {
+      var answered = function (answer) {
+        if (answer.target !== elt) { return; }
+        elt.removeEventListener("htmx:afterRequest", answered);
+        var xhr = answer.detail.xhr;
+        if (!document.contains(elt) && !(xhr && xhr.status === 204)) { refusedAfterPush(elt); }
+      };
+      elt.addEventListener("htmx:afterRequest", answered);
+    }
     // The DtmfSent push often re-renders the card before the answer comes, and htmx then tells only
     // the detached element: listen on the element itself.
     if (sendsDtmf(elt)) {
@@ -375,6 +420,7 @@
     // reports the event on an ancestor that is still on the page).
     var config = event.detail.requestConfig, elt = (config && config.elt) || event.detail.elt;
     var xhr = event.detail.xhr, ok = !!xhr && xhr.status === 204;
+    if (searchesDirectory(elt)) { return; }
     if (sendsDtmf(elt)) { return; }  // its own listener, set before the request, handles it
     if (!document.contains(elt)) { return; }  // already re-rendered by a push
     var details = elt.matches("form") && elt.closest("details");
@@ -385,7 +431,7 @@
     }
     if (elt.id === "dial") {
       elt.reset();
-      if (focusLost()) { document.getElementById("dial-destination").focus(); }
+      if (focusLost()) { focusQuietly(document.getElementById("dial-destination")); }
       return;
     }
     if (!elt.closest(".call-card, #agent-state")) { refocus(elt); return; }
@@ -480,6 +526,14 @@
     }, TOAST_MS);
   }
   var toasts = document.getElementById("toasts");
+  // A refusal whose form a push re-rendered while it was on its way (a refused operation makes the
+  // desk read the calls again): htmx looks for #toasts beside the detached form, finds none and
+  // drops the toast. It belongs on the page all the same.
+  document.addEventListener("htmx:oobErrorNoTarget", function (event) {
+    var content = event.detail && event.detail.content;
+    if (!toasts || !content || content.id !== "toasts") { return; }
+    while (content.firstChild) { toasts.appendChild(content.firstChild); }
+  });
   if (toasts) {
     new MutationObserver(function (changes) {
       changes.forEach(function (change) {
@@ -518,8 +572,11 @@
     if (shortcutsDialog && !shortcutsDialog.open) { shortcutsDialog.showModal(); }
   }
   // The dial pad is where focus goes when the last call ends. No phone number starts with a letter,
-  // so a letter typed into the empty dial pad is still a shortcut (r for Ready, w for after-call work).
-  function typing(el) { return isEditable(el) && !(el.id === "dial-destination" && !el.value); }
+  // so a letter typed into the empty dial pad the desk moved focus to is still a shortcut (r for
+  // Ready, w for after-call work); once the agent goes there, letters search the directory.
+  function typing(el) {
+    return isEditable(el) && !(el.id === "dial-destination" && !el.value && el.dataset.quietFocus);
+  }
   document.addEventListener("keydown", function (event) {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || event.repeat) { return; }
     if (typing(event.target) || document.querySelector("dialog[open]")) { return; }
@@ -550,8 +607,303 @@
     }
   });
 
+  // -- the directory: colleagues with their live state, speed dials and recent numbers -----------
+  // Under each transfer, conference and dial form's number. It is fetched from the desk as the agent
+  // types (debounced) and again every second while it is open, so a colleague's state is live
+  // without every agent's change being pushed to every desk. The number field is an ARIA combobox:
+  // arrow keys move through the options, Enter or a click fills the number in, Escape closes.
+  var DIRECTORY_DEBOUNCE_MS = 150, DIRECTORY_REFRESH_MS = 1000;
+  var directoryTyping = null, directoryRefresh = null, directoryReopen = null;
+  function directoryInput(el) { return el && el.matches && el.matches("input[data-directory-input]") ? el : null; }
+  function directoryList(input) {
+    var list = document.getElementById(input.getAttribute("aria-controls") || "");
+    return list && list.matches("[data-directory]") ? list : null;
+  }
+  function directoryOpen(input) { var list = directoryList(input); return !!list && !list.hidden; }
+  function directoryOptions(list) { return $$("[data-directory-entry]", list); }
+  function optionKey(option) { return option.dataset.kind + ":" + option.dataset.number; }
+  function fetchDirectory(input) {
+    var list = directoryList(input);
+    if (!list || list.hidden || document.hidden) { return; }
+    var q = input.value;
+    htmx.ajax("GET", list.dataset.directoryUrl, { source: list, target: list, swap: "innerHTML", values: { q: q } })
+      .catch(function () { /* the next refresh tries again; the banner says when the desk is down */ });
+  }
+  function openDirectory(input) {
+    var list = directoryList(input);
+    if (!list) { return; }
+    delete input.dataset.quietFocus;
+    if (list.hidden) {
+      list.hidden = false;
+      input.setAttribute("aria-expanded", "true");
+    }
+    fetchDirectory(input);
+    clearInterval(directoryRefresh);
+    directoryRefresh = setInterval(function () {
+      if (!document.contains(input) || document.activeElement !== input || !directoryOpen(input)) {
+        closeDirectory(input);
+        return;
+      }
+      fetchDirectory(input);
+    }, DIRECTORY_REFRESH_MS);
+  }
+  function closeDirectory(input) {
+    var list = directoryList(input);
+    clearInterval(directoryRefresh);
+    clearTimeout(directoryTyping);
+    directoryRefresh = null;
+    input.setAttribute("aria-expanded", "false");
+    input.removeAttribute("aria-activedescendant");
+    if (list && document.contains(list)) {
+      htmx.trigger(list, "htmx:abort");
+      list.hidden = true;
+      list.textContent = "";
+      delete list.dataset.active;
+      delete list.dataset.pickFirst;
+    }
+  }
+  function setActiveOption(input, option) {
+    var list = directoryList(input);
+    if (!list) { return; }
+    directoryOptions(list).forEach(function (each) { each.setAttribute("aria-selected", each === option ? "true" : "false"); });
+    if (option) {
+      input.setAttribute("aria-activedescendant", option.id);
+      list.dataset.active = optionKey(option);
+      option.scrollIntoView({ block: "nearest" });
+    } else {
+      input.removeAttribute("aria-activedescendant");
+      delete list.dataset.active;
+    }
+  }
+  function activeOption(input) {
+    var id = input.getAttribute("aria-activedescendant"), option = id && document.getElementById(id);
+    return option && option.matches("[data-directory-entry]") ? option : null;
+  }
+  function moveActive(input, step) {
+    var list = directoryList(input), options = list ? directoryOptions(list) : [];
+    if (!options.length) { return; }
+    var i = options.indexOf(activeOption(input));
+    i = i < 0 ? (step > 0 ? 0 : options.length - 1) : (i + step + options.length) % options.length;
+    setActiveOption(input, options[i]);
+  }
+  function chooseOption(input, option) {
+    input.value = option.dataset.number;
+    closeDirectory(input);
+    if (document.activeElement !== input) { input.focus(); }
+    var name = option.querySelector(".entry-name");
+    announce((name ? name.textContent.trim() + ", " : "") + option.dataset.number + " filled in");
+  }
+  // A new list keeps the option the agent had reached, by what it is, not where it was.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var list = event.detail.target;
+    if (!list || !list.matches || !list.matches("[data-directory]")) { return; }
+    var input = document.querySelector('[aria-controls="' + list.id + '"]');
+    var keep = list.dataset.active, active = null;
+    directoryOptions(list).forEach(function (option, i) {
+      option.id = list.id + "-option-" + i;
+      if (keep && optionKey(option) === keep) { active = option; }
+    });
+    if (!input) { return; }
+    setActiveOption(input, active);
+    var wanted = list.dataset.pickFirst;
+    if (wanted === undefined || wanted !== shownQuery(list)) { return; }  // not the answer it waits for
+    delete list.dataset.pickFirst;
+    if (wanted === input.value.trim() && directoryOptions(list).length) {
+      chooseOption(input, directoryOptions(list)[0]);
+    }
+  });
+  document.addEventListener("focusin", function (event) {
+    var input = directoryInput(event.target);
+    if (!input) { return; }
+    if (quietFocus) { input.dataset.quietFocus = "1"; return; }
+    if (!directoryOpen(input)) { openDirectory(input); }
+  });
+  document.addEventListener("focusout", function (event) {
+    var input = directoryInput(event.target);
+    if (!input) { return; }
+    delete input.dataset.quietFocus;
+    if (directoryOpen(input)) { closeDirectory(input); }
+  });
+  document.addEventListener("pointerdown", function (event) {
+    var input = directoryInput(event.target);
+    if (input && document.activeElement === input && !directoryOpen(input)) { openDirectory(input); }
+  });
+  document.addEventListener("input", function (event) {
+    var input = directoryInput(event.target);
+    if (!input || document.activeElement !== input) { return; }  // a keypad key, not typing here
+    clearTimeout(directoryTyping);
+    directoryTyping = setTimeout(function () {
+      if (document.activeElement !== input) { return; }
+      var list = directoryList(input);
+      if (list) { delete list.dataset.active; }
+      if (directoryOpen(input)) { fetchDirectory(input); } else { openDirectory(input); }
+    }, DIRECTORY_DEBOUNCE_MS);
+  });
+  document.addEventListener("keydown", function (event) {
+    var input = directoryInput(event.target);
+    if (!input || event.ctrlKey || event.metaKey || event.isComposing) { return; }
+    var open = directoryOpen(input);
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      if (!open) { openDirectory(input); return; }
+      if (!event.altKey) { moveActive(input, event.key === "ArrowDown" ? 1 : -1); }
+      return;
+    }
+    if (event.key === "Escape" && open) {
+      event.preventDefault();
+      closeDirectory(input);
+      return;
+    }
+    if (event.key === "Enter") {
+      // The option reached with the arrow keys; or, when what was typed is no number (part of a
+      // name), the first option found for exactly that, once the list shows it. A number as typed
+      // is sent as it is.
+      var option = open ? activeOption(input) : null;
+      if (option) {
+        event.preventDefault();
+        chooseOption(input, option);
+      } else if (input.value.trim() && !input.validity.valid) {
+        event.preventDefault();
+        pickFirst(input);
+      }
+    }
+  });
+  function shownQuery(list) {
+    var shown = list.querySelector("[data-directory-query]");
+    return shown ? shown.dataset.directoryQuery : null;
+  }
+  function pickFirst(input) {
+    var list = directoryList(input);
+    if (!list) { return; }
+    if (!list.hidden && shownQuery(list) === input.value.trim()) {
+      var first = directoryOptions(list)[0];
+      if (first) { chooseOption(input, first); }
+      return;
+    }
+    list.dataset.pickFirst = input.value.trim();  // the answer on its way picks it (htmx:afterSwap)
+    clearTimeout(directoryTyping);
+    if (list.hidden) { openDirectory(input); } else { fetchDirectory(input); }
+  }
+  // A press on the list keeps the focus in the number field; the click then picks the option.
+  document.addEventListener("mousedown", function (event) {
+    if (event.target.closest && event.target.closest("[data-directory]")) { event.preventDefault(); }
+  });
+  document.addEventListener("click", function (event) {
+    var option = event.target.closest && event.target.closest("[data-directory] [data-directory-entry]");
+    var input = option && document.querySelector('[aria-controls="' + option.closest("[data-directory]").id + '"]');
+    if (input) { chooseOption(input, option); }
+  });
+  document.addEventListener("submit", function (event) {
+    var input = event.target.querySelector && event.target.querySelector("[data-directory-input]");
+    if (input && directoryOpen(input)) { closeDirectory(input); }
+  }, true);
+  // A push that re-renders the card under an open list: the list opens again under the new card.
+  document.addEventListener("htmx:wsBeforeMessage", function () {
+    var input = directoryInput(document.activeElement);
+    directoryReopen = input && directoryOpen(input) ? focusKey(input) : null;
+  });
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    var input = directoryInput(document.activeElement);
+    if (input && directoryReopen && focusKey(input) === directoryReopen && !directoryOpen(input)) {
+      openDirectory(input);
+    }
+    directoryReopen = null;
+  });
+
+  // -- the team board: clocks, filters by state, sorting; kept across pushes ------------------------
+  // Rows are pushed whole (outerHTML) and the board is replaced on every snapshot: the lead's filter
+  // and sort live here, and are applied again after each message. Focus on a row's control goes
+  // back to the same control of the re-rendered row, else to its first control.
+  var teamView = { filter: "", sort: "", descending: false };
+  var STATE_ORDER = ["Ready", "NotReady", "AfterCallWork", "LoggedOut"];
+  var LINK_ORDER = ["connected", "reconnecting", "offline", "refused"];
+  function teamRows() { return $$("#team .team-members .member"); }
+  function tickTeam() {
+    var now = Date.now() / 1000;
+    teamRows().forEach(function (row) {
+      var timer = row.querySelector("[data-member-timer]");
+      if (timer && row.dataset.since) { timer.textContent = clock(now - Number(row.dataset.since)); }
+      var call = row.querySelector("[data-member-call]"), callTimer = row.querySelector("[data-call-timer]");
+      if (call && callTimer && call.dataset.started) { callTimer.textContent = clock(now - Number(call.dataset.started)); }
+    });
+  }
+  function sortKey(row) {
+    switch (teamView.sort) {
+      case "state": return [STATE_ORDER.indexOf(row.dataset.state), Number(row.dataset.since)];
+      case "call": return [row.dataset.activity === "call" ? 0 : 1, Number(row.dataset.callSince || 0)];
+      case "connection": return [LINK_ORDER.indexOf(row.dataset.connection), 0];
+      default: return [(row.dataset.name || "").toLowerCase(), 0];
+    }
+  }
+  function compare(a, b) {
+    var ka = sortKey(a), kb = sortKey(b);
+    var order = ka[0] < kb[0] ? -1 : ka[0] > kb[0] ? 1 : ka[1] - kb[1];
+    return teamView.descending ? -order : order;
+  }
+  function applyTeamView() {
+    var team = document.getElementById("team");
+    if (!team) { return; }
+    var shown = 0;
+    teamRows().forEach(function (row) {
+      var f = teamView.filter;
+      row.hidden = !!f && !(row.dataset.state === f || (f === "call" && row.dataset.activity === "call"));
+      if (!row.hidden) { shown += 1; }
+    });
+    $$("#team [data-filter]").forEach(function (button) {
+      button.setAttribute("aria-pressed", button.dataset.filter === teamView.filter ? "true" : "false");
+    });
+    var none = team.querySelector(".team-none");
+    if (none) { none.hidden = shown > 0 || !teamRows().length; }
+    $$("#team [data-sort]").forEach(function (button) {
+      var header = button.closest("[role=columnheader]"), sorted = button.dataset.sort === teamView.sort;
+      header.setAttribute("aria-sort", sorted ? (teamView.descending ? "descending" : "ascending") : "none");
+    });
+    if (!teamView.sort) { return; }
+    var rows = teamRows(), body = team.querySelector(".team-members");
+    var active = document.activeElement;
+    rows.slice().sort(compare).forEach(function (row, i) {
+      if (body.children[i] !== row) { body.insertBefore(row, body.children[i] || null); }
+    });
+    if (active && document.contains(active) && document.activeElement !== active) { active.focus(); }
+  }
+  document.addEventListener("click", function (event) {
+    var filter = event.target.closest("#team [data-filter]");
+    if (filter) { teamView.filter = filter.dataset.filter; applyTeamView(); return; }
+    var sort = event.target.closest("#team [data-sort]");
+    if (sort) {
+      teamView.descending = teamView.sort === sort.dataset.sort ? !teamView.descending : false;
+      teamView.sort = sort.dataset.sort;
+      applyTeamView();
+    }
+  });
+  var teamFocus = null;
+  function rowControlKey(el) {
+    if (el.dataset.supervise) { return '[data-supervise="' + el.dataset.supervise + '"]'; }
+    if (el.dataset.memberOperation) { return '[data-member-operation="' + el.dataset.memberOperation + '"]'; }
+    if (el.name) { return '[name="' + el.name + '"]'; }
+    return null;
+  }
+  document.addEventListener("htmx:wsBeforeMessage", function () {
+    var active = document.activeElement, row = active && active.closest && active.closest("#team .member");
+    teamFocus = row ? { row: row.id, key: rowControlKey(active) } : null;
+  });
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    applyTeamView();
+    tickTeam();
+    var row = teamFocus && document.getElementById(teamFocus.row);
+    if (row && focusLost()) {
+      var control = (teamFocus.key && row.querySelector(teamFocus.key + ":not([disabled])")) ||
+        row.querySelector("button:not([disabled])");
+      if (control) { control.focus(); }
+    }
+    teamFocus = null;
+  });
+  if (document.getElementById("team")) { setInterval(tickTeam, 1000); }
+
   placeConsults();
   applyLink();
   syncCards();
   tick();
+  applyTeamView();
+  tickTeam();
 })();

@@ -189,6 +189,22 @@ def agent102(huawei_server: VoiceServer) -> AgentLogin:
 
 
 @pytest.fixture
+def lead1(server: VoiceServer) -> AgentLogin:
+    """The Genesys team lead: the simulator's supervisor lead1 on 5010 (it leads no team yet)."""
+    from tests.desk import make_login
+
+    return make_login(server, "lead1")
+
+
+@pytest.fixture
+def lead101(huawei_server: VoiceServer) -> AgentLogin:
+    """The Huawei team lead: the simulator's inspector 103 on 6103 (it leads no team yet)."""
+    from tests.desk import make_login
+
+    return make_login(huawei_server, "lead101", username="103", password="agent103")
+
+
+@pytest.fixture
 async def worker(quick_backoff: None) -> AsyncIterator[RunningWorker]:
     """The session worker on this test's loop, stopped (drained) at the end if the test did not."""
     from tests.desk import RunningWorker

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 from importlib import import_module
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from asgiref.sync import sync_to_async
@@ -17,14 +18,16 @@ from channels.layers import get_channel_layer
 from channels.testing import ApplicationCommunicator, WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, Permission
 from django.contrib.sessions.backends.base import SessionBase
 from django.test import AsyncClient
 
 from calls import actions
-from calls.models import AgentLogin, CallRecord, LiveCall, VoiceServer
+from calls.models import AgentLogin, CallRecord, LiveCall, Team, VoiceServer
 from calls.worker import CHANNEL, VoiceSessionsConsumer
 from desktop.consumers import DesktopConsumer
+
+T = TypeVar("T")
 
 # Each test agent's DN on the simulator's seeded directory.
 DNS = {
@@ -33,7 +36,20 @@ DNS = {
     "agent4": "15000",
     "agent101": "6101",
     "agent102": "6102",
+    "lead1": "5010",
+    "lead101": "6103",
 }
+
+
+def make_team(name: str, leads: list[AgentLogin], members: list[AgentLogin]) -> Team:
+    """A team of ``members`` led by the users of ``leads``, each given the permission to lead teams."""
+    permission = Permission.objects.get(content_type__app_label="calls", codename="supervise_team")
+    team = Team.objects.create(name=name)
+    team.members.set(members)
+    for lead in leads:
+        lead.user.user_permissions.add(permission)
+    team.leads.set([lead.user for lead in leads])
+    return team
 
 
 def make_login(
@@ -92,12 +108,13 @@ def _signed_in_session(user: AbstractBaseUser) -> SessionBase:
 
 
 class Desk:
-    """One desktop tab: a WebSocket of the desk, with what it has been sent."""
+    """One desktop tab: a WebSocket of the desk, with what it has been sent. A team lead's board
+    opens it at ``/ws/desktop/?team=<id>``."""
 
-    def __init__(self, login: AgentLogin) -> None:
+    def __init__(self, login: AgentLogin, path: str = "/ws/desktop/") -> None:
         self.login = login
         self.user = login.user
-        self.socket = WebsocketCommunicator(DesktopConsumer.as_asgi(), "/ws/desktop/")
+        self.socket = WebsocketCommunicator(DesktopConsumer.as_asgi(), path)
         self.socket.scope["user"] = login.user
         self.received: list[str] = []
 
@@ -167,6 +184,24 @@ def card(call_id: str, state: str) -> str:
 def live_calls(login: AgentLogin) -> dict[str, tuple[str, str]]:
     """The calls saved for ``login``: call id -> (state, parent call id)."""
     return {c.call_id: (c.state, c.parent_call_id) for c in LiveCall.objects.filter(login=login)}
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], wait: float = 5.0) -> None:
+    """Until ``check()`` holds; fail the test if it does not within ``wait`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while not await check():
+        assert loop.time() < deadline, "the condition never held"
+        await asyncio.sleep(0.05)
+
+
+async def saved(read: Callable[[], Awaitable[T]], expected: T, wait: float = 5.0) -> None:
+    """Until ``read()`` gives ``expected``: the worker pushes first and saves behind the push, so
+    the database catches up a moment after the page."""
+    deadline = asyncio.get_running_loop().time() + wait
+    while (found := await read()) != expected:
+        assert asyncio.get_running_loop().time() < deadline, f"saved {found!r}, not {expected!r}"
+        await asyncio.sleep(0.02)
 
 
 @sync_to_async

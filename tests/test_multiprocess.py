@@ -284,3 +284,39 @@ async def test_seed_002_runs_end_to_end_across_daphne_a_worker_postgresql_and_re
             history = await response.text()
     assert response.status == 200
     assert f'data-call-id="{call_id}"' in history and f'data-call-id="{consult_id}"' in history
+
+
+async def test_a_call_rings_on_the_screen_while_the_database_is_blocked_and_is_saved_once_it_is_free(
+    stack: Stack, database_url: str
+) -> None:
+    """Push first: the switch is the source of truth, so a call's card does not wait for its write."""
+    jar = aiohttp.CookieJar(unsafe=True)
+    timeout = aiohttp.ClientTimeout(total=PUSH_TIMEOUT_S)
+    async with aiohttp.ClientSession(base_url=stack.desk_url, cookie_jar=jar, timeout=timeout) as http:
+        await log_in(http, "agent1", "agent1")
+        ws_timeout = aiohttp.ClientWSTimeout(ws_close=STOP_TIMEOUT_S)
+        async with http.ws_connect("/ws/desktop/", origin=stack.desk_url, timeout=ws_timeout) as ws:
+            desk = DeskSocket(ws)
+            await desk.until(r'id="connection"[^>]*data-status="connected"')
+            await post(http, "/agent/", operation="Login")
+            await desk.until(r'id="agent-state"[^>]*data-state="NotReady"')
+            with (
+                psycopg.connect(database_url) as blocker,
+                psycopg.connect(database_url, autocommit=True) as reader,
+            ):
+                # Every write about the agent's calls waits for this row lock (the foreign key).
+                blocker.execute("SELECT id FROM calls_agentlogin FOR UPDATE")
+                placed = await control(
+                    stack.simulator_url, "POST", "/control/calls", {"from": "5000", "to": "5005"}
+                )
+                call_id = placed["id"]
+                started = time.monotonic()
+                await desk.until(card(call_id, "Ringing"))
+                assert time.monotonic() - started < 2
+                saved = "SELECT state FROM calls_livecall WHERE call_id = %s"
+                assert reader.execute(saved, [call_id]).fetchall() == []
+                blocker.rollback()
+                deadline = time.monotonic() + PUSH_TIMEOUT_S
+                while reader.execute(saved, [call_id]).fetchall() != [("Ringing",)]:
+                    assert time.monotonic() < deadline, "the call was never saved once the database was free"
+                    await asyncio.sleep(0.1)

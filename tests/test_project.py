@@ -180,7 +180,15 @@ def test_settings_pick_redis_when_redis_url_is_set() -> None:
 
     assert layers["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
     (host,) = layers["default"]["CONFIG"]["hosts"]
-    assert host == {"address": "redis://redis.example:6379/2", "socket_timeout": None}
+    assert (host["address"], host["socket_timeout"]) == ("redis://redis.example:6379/2", None)
+    assert host["maint_notifications_config"].enabled is False
+
+
+def test_settings_pick_redis_pub_sub_when_asked() -> None:
+    layers = channel_layers_from_env({"REDIS_URL": "redis://redis.example:6379/2", "CHANNEL_LAYER": "pubsub"})
+
+    assert layers["default"]["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    assert layers["default"]["CONFIG"]["hosts"] == [{"address": "redis://redis.example:6379/2"}]
 
 
 def test_settings_use_the_in_memory_layer_without_redis_url() -> None:
@@ -254,7 +262,8 @@ def test_voicesim_takes_prefix_no_control_and_answer_delay() -> None:
 def test_demo_agents_get_their_names_as_passwords(capsys: Any) -> None:
     logins = create_demo_agent_logins(sys.stdout)
 
-    assert logins == [(name, name) for name in ("agent1", "agent2", "agent4", "agent101", "agent102")]
+    names = ("agent1", "agent2", "agent4", "agent101", "agent102", "lead1", "lead101")
+    assert logins == [(name, name) for name in names]
     assert Client().login(username="agent2", password="agent2")
     assert Client().login(username="agent101", password="agent101")
 

@@ -25,13 +25,6 @@ def parties(call: LiveCall) -> str:
 
 
 @register.filter
-def consult_for(call: LiveCall) -> str:
-    """Whom a consult call is about: the parties of its parent call, as that card shows them."""
-    parent = LiveCall.objects.filter(login_id=call.login_id, call_id=call.parent_call_id).first()
-    return parties(parent) if parent else "another call"
-
-
-@register.filter
 def input_pattern(param: str) -> str:
     return INPUT_PATTERNS.get(param, "")
 

@@ -5,6 +5,14 @@ token: those are the credentials borrowers use. Notifications come over CometD
 (``calls.vendors.cometd``) on ``/v2/me/calls`` and ``/v2/me/devices``. A 401/403 means the
 credentials are no longer good: the owner signs in again; a borrower reports it and never does.
 Reads are retried (tenacity); an operation is never sent twice.
+
+A supervisor (a user with ``ROLE_SUPERVISOR``) monitors from its own device: ``ListenIn``,
+``Coach`` or ``BargeIn`` on ``/me/devices/{id}`` naming the agent's device (found through
+``GET /users?userName=``), for the agent's current call; the switch then gives the supervisor a
+monitoring call (``monitoring: true``) that offers ``SwitchToListenIn``/``SwitchToCoach``/
+``SwitchToBargeIn``, and ``CancelSupervisorMonitoring`` on the device ends it. The monitored agent's
+call says ``supervisorListeningIn``. A supervisor sets another user's agent state on
+``/users/{id}/channels/voice``.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,6 +32,10 @@ from calls.voice import (
     MAX_CALL_TYPE,
     MAX_DNIS,
     MAX_REASON,
+    MONITORING_MODES,
+    STOP_MONITORING,
+    SUPERVISION_OPERATIONS,
+    SWITCH_TO,
     AgentState,
     AgentStateChanged,
     Call,
@@ -32,6 +44,7 @@ from calls.voice import (
     CredentialsRefused,
     Event,
     MalformedNotification,
+    Member,
     Observation,
     Reconnecting,
     Resynced,
@@ -59,6 +72,8 @@ DEVICES_CHANNEL = "/v2/me/devices"
 RETURN_GRACE_SECONDS = 2.0
 RETURN_PROBE_SECONDS = 0.5
 CALL_STATES = ("Ringing", "Dialing", "Established", "Held", "Released")
+# What a supervisor may set on another user's voice channel, by the desk's state.
+MEMBER_STATE_OPERATIONS = {"Ready": "Ready", "NotReady": "NotReady", "LoggedOut": "Logout"}
 
 
 def _text(value: Any, default: str = "") -> str:
@@ -94,17 +109,20 @@ def parse_call(raw: Any) -> Call:
     if isinstance(parent_uri, str) and parent_uri:
         parent_id = storable_call_id(parent_uri.rstrip("/").rsplit("/", 1)[-1])
     duration = _text(raw.get("duration"), "0")
+    # The agent's call says only that a supervisor is on it, whatever the mode: listening, to the agent.
+    monitored = raw.get("supervisorListeningIn") is True and raw.get("monitoring") is not True
     return Call(
         id=call_id,
         state=state,
         call_type=_text(raw.get("callType"), "Internal")[:MAX_CALL_TYPE],
         participants=tuple(n for n in numbers if n),
-        capabilities=tuple(c for c in capabilities if c in CALL_OPERATIONS),
+        capabilities=tuple(c for c in capabilities if c in CALL_OPERATIONS or c in SUPERVISION_OPERATIONS),
         parent_id=parent_id or None,
         user_data=storable_user_data(user_data),
         duration=int(duration) if duration.isascii() and duration.isdigit() else 0,
         muted=raw.get("mute") == "On",
         dnis=_text(raw.get("dnis"))[:MAX_DNIS],
+        supervisor=MONITORING_MODES[0] if monitored else "",
     )
 
 
@@ -153,7 +171,9 @@ class GenesysBackend(VoiceBackend):
     def __init__(self, server: Server, agent: AgentIdentity, credentials: Credentials | None = None) -> None:
         super().__init__(server, agent, credentials)
         self.root = server.base_url.rstrip("/")
-        self._http = http.client(self.root + API, verify=server.verify_tls)
+        # Other users' ids and devices, by user name, as a supervisor looked them up (they do not change).
+        self._users: dict[str, tuple[str, str]] = {}
+        self._http = http.client(self.root + API, verify=server.verify_tls, vendor=self.dialect)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -208,7 +228,9 @@ class GenesysBackend(VoiceBackend):
         code_text = str(code) if isinstance(code, int) else ""
         if response.status_code >= 500:
             raise Unavailable(f"Voice API error {response.status_code}: {message}", code=code_text)
-        if response.status_code in (401, 403):
+        # 403 with statusCode 5 is a refusal of this operation to this user (a supervisor's one to an
+        # agent), not of the session's credentials.
+        if response.status_code in (401, 403) and code != 5:
             raise CredentialsRefused(message, code=code_text)
         if response.status_code >= 400 or (isinstance(code, int) and code not in (0, 7)):
             raise VoiceApiError(message, code=code_text)
@@ -389,3 +411,91 @@ class GenesysBackend(VoiceBackend):
                 body[name] = params[name]
         await self._write(f"/me/calls/{call_id}", body)
         return None
+
+    # -- a supervisor's operations (borrowed credentials) --------------------------------
+
+    @classmethod
+    def supervision_offers(cls, call_state: str, mode: str, leg: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """As the interface says; while monitoring, the switches the monitoring call lists now."""
+        offered = super().supervision_offers(call_state, mode, leg)
+        if not mode or not leg:
+            return offered
+        switches = tuple(name for name in SWITCH_TO.values() if name in leg)
+        return (*switches, STOP_MONITORING)
+
+    async def _user(self, member: Member) -> tuple[str, str]:
+        """The member's user id and device id, looked up by user name once."""
+        known = self._users.get(member.username)
+        if known is not None:
+            return known
+        payload = await self._read("/users", userName=member.username, fields="*", subresources="*")
+        users = payload.get("users")
+        user = users[0] if isinstance(users, list) and users and isinstance(users[0], dict) else None
+        if user is None or not _text(user.get("id")):
+            raise VoiceApiError(f"The Voice API knows no user {member.username}.")
+        devices = user.get("devices")
+        device = devices[0] if isinstance(devices, list) and devices and isinstance(devices[0], dict) else {}
+        found = (_text(user.get("id")), _text(device.get("id")))
+        self._users[member.username] = found
+        return found
+
+    async def _as_user(self, member: Member, send: Callable[[str, str], Awaitable[None]]) -> None:
+        """``send(user id, device id)`` for the member. Ids remembered from earlier that the Voice
+        API no longer knows (statusCode 6: nothing was applied) are looked up once more."""
+        remembered = member.username in self._users
+        try:
+            await send(*await self._user(member))
+        except VoiceApiError as exc:
+            if exc.code != "6" or not remembered:
+                raise
+            self._users.pop(member.username, None)
+            await send(*await self._user(member))
+
+    async def supervise(self, operation: str, member: Member, call_id: str, *, mode: str = "") -> None:
+        device = self.credentials.get("device_id")
+        if not device:
+            raise VoiceApiError("The Voice API named no device for you.")
+        if operation in MONITORING_MODES:
+
+            async def monitor(user_id: str, target: str) -> None:
+                if not target:
+                    raise VoiceApiError(f"{member.username} has no device to monitor.")
+                body = {
+                    "operationName": operation,
+                    "targetDeviceUri": f"{self.root}{API}/devices/{target}",
+                    "supervisorMonitoringScope": "Call",
+                    "supervisorMonitoringMode": "NextCall",
+                }
+                await self._write(f"/me/devices/{device}", body)
+
+            await self._as_user(member, monitor)
+        elif operation == STOP_MONITORING:
+            await self._write(f"/me/devices/{device}", {"operationName": operation})
+        elif operation in SWITCH_TO.values():
+            await self._write(f"/me/calls/{await self._monitoring_call()}", {"operationName": operation})
+        else:
+            raise VoiceApiError(f"Unknown supervision operation {operation!r}")
+
+    async def _monitoring_call(self) -> str:
+        """The supervisor's own monitoring call, as the Voice API lists it now."""
+        payload = await self._read("/me/calls", fields="*")
+        calls = payload.get("calls")
+        for raw in calls if isinstance(calls, list) else []:
+            if isinstance(raw, dict) and raw.get("monitoring") is True:
+                call_id = storable_call_id(_text(raw.get("id")))
+                if call_id:
+                    return call_id
+        raise VoiceApiError("You are not monitoring a call now.")
+
+    async def set_member_state(self, member: Member, state: str, reason: str = "") -> None:
+        operation = MEMBER_STATE_OPERATIONS.get(state)
+        if operation is None:
+            raise VoiceApiError(f"Unknown agent state {state!r}")
+        body: dict[str, Any] = {"operationName": operation}
+        if operation == "NotReady" and reason:
+            body["reasonCode"] = reason
+
+        async def set_state(user_id: str, device_id: str) -> None:
+            await self._write(f"/users/{user_id}/channels/voice", body)
+
+        await self._as_user(member, set_state)

@@ -12,6 +12,13 @@ desk's vocabulary (``CompleteConference`` is ``confjoin`` with the held call, ``
 ``seconddialex``, ``MuteCall`` is ``beginmute``...). Soft mute has no event, so the borrower that
 muted reports it back to the owner as an ``Observation``; so does the consult call ``innerhelp``
 returns, which the events do not link to its parent.
+
+An inspector (a supervisor) acts under ``/qualitycontrol/{inspector}/``: listening
+(``addsupervise``), inserting (``addinsert``: barging in) and whispering (``requestwhisperagent``:
+coaching) follow the agent from call to call until cancelled; ``requestswitchinsertwhisperagent``
+switches between them; ``forceidle``, ``forcebusy`` and ``forcelogout`` set the agent's state. The
+inspected agent's poll returns ``AgentOther_BeQcStart``/``AgentOther_BeQcStop`` with the mode as
+``qcType``, which the state machine carries onto the agent's calls.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -38,6 +46,7 @@ from calls.voice import (
     CredentialsChanged,
     CredentialsRefused,
     Event,
+    Member,
     Observation,
     Resynced,
     Server,
@@ -98,6 +107,12 @@ RETCODES = {
     "200-018": "There is no call to consult from",
     "200-023": "That party could not be dropped from the call",
     "200-024": "That party could not be dropped from the call",
+    "000-005": "An inspector cannot inspect themselves",
+    "900-001": "The contact center offers no inspection",
+    "900-002": "You may not inspect agents: ask an administrator",
+    "900-003": "The contact center has no resources for an inspection now",
+    "900-004": "The contact center knows no such agent",
+    "900-005": "The agent or the inspection is not in a state that allows this",
 }
 # Sign-in refusals that another attempt with the same agent ID and password would only repeat.
 SIGN_IN_REFUSED = frozenset({"100-004", "100-017", "100-020", "110-016", "110-021"})
@@ -136,6 +151,14 @@ STATUS_CODES = {
 }
 REST = "Rest"
 CALL_TYPES = {"0": "Inbound", "5": "Inbound", "6": "Internal", "7": "Outbound"}
+# The busy reason the gateway gives when an inspector forced the agent busy, in the agent's words.
+FORCED_BUSY = {"3": "Set by a supervisor"}
+# An inspection's qcType in AgentOther_BeQcStart/Stop, as the desk's monitoring mode.
+QC_MODES = {8: "ListenIn", 9: "BargeIn", 20172: "Coach", 20173: "Coach"}
+# switchtype of requestswitchinsertwhisperagent, by the mode switched to.
+SWITCH_TYPES = {"SwitchToListenIn": "0", "SwitchToBargeIn": "1", "SwitchToCoach": "2"}
+# The inspector's forced agent states, by the desk's state.
+FORCED_STATES = {"Ready": "forceidle", "NotReady": "forcebusy", "LoggedOut": "forcelogout"}
 
 
 def refusal(retcode: str, message: str) -> VoiceApiError:
@@ -187,14 +210,19 @@ def _callid(content: Any) -> str:
 class HuaweiBackend(VoiceBackend):
     dialect = "huawei"
     label = "Huawei CC-Gateway AgentGateway"
+    monitoring_follows_agent = True
 
     def __init__(self, server: Server, agent: AgentIdentity, credentials: Credentials | None = None) -> None:
         super().__init__(server, agent, credentials)
         root = server.base_url.rstrip("/") + PATH
-        self._http = http.client(root, verify=server.verify_tls)
-        self._poll_http = http.client(root, verify=server.verify_tls, timeout=POLL_TIMEOUT_SECONDS)
+        self._http = http.client(root, verify=server.verify_tls, vendor=self.dialect)
+        self._poll_http = http.client(
+            root, verify=server.verify_tls, timeout=POLL_TIMEOUT_SECONDS, vendor=self.dialect
+        )
         self.calls: dict[str, HuaweiCall] = {}
         self.state = AgentState("LoggedOut")
+        # How an inspector monitors this agent now (AgentOther_BeQcStart/Stop), "" when none does.
+        self.inspected = ""
         self._signed_in = False
         self._announced = False
         self._wake = asyncio.Event()
@@ -289,6 +317,7 @@ class HuaweiBackend(VoiceBackend):
         if not self._take_guid(response):
             raise Unavailable("The gateway signed the agent in without a Guid.")
         self.calls.clear()
+        self.inspected = ""
         self._signed_in, self._announced = True, False
 
     async def _resume(self) -> bool:
@@ -321,7 +350,7 @@ class HuaweiBackend(VoiceBackend):
                 if not self._announced:
                     self._announced = True
                     self.calls.clear()
-                    self.state = AgentState("LoggedOut")
+                    self.state, self.inspected = AgentState("LoggedOut"), ""
                     yield CredentialsChanged({})
                     yield Resynced((), self.state)
                 await self._wake.wait()
@@ -359,7 +388,7 @@ class HuaweiBackend(VoiceBackend):
         state = STATUS_CODES.get(code) if isinstance(code, int) else None
         if state == "LoggedOut":
             self.calls.clear()
-            self.state = AgentState("LoggedOut")
+            self.state, self.inspected = AgentState("LoggedOut"), ""
             return Resynced((), self.state)
         if state is not None and state != self.state.state:
             self.state = AgentState(state, REST if code in (8, 9) else "")
@@ -448,13 +477,19 @@ class HuaweiBackend(VoiceBackend):
         if kind in READY_EVENTS:
             return self._agent(AgentState("Ready"))
         if kind == "AgentState_SetNotReady_Success":
-            return self._agent(AgentState("NotReady", _text(details.get("reason"))[:MAX_REASON]))
+            reason = _text(details.get("reason"))
+            return self._agent(AgentState("NotReady", FORCED_BUSY.get(reason, reason)[:MAX_REASON]))
         if kind == "AgentState_Force_SetNotReady":
             return self._agent(AgentState("NotReady"))
         if kind == "AgentState_SetRest_Success":
             return self._agent(AgentState("NotReady", REST))
         if kind in WORK_EVENTS:
             return self._agent(AgentState("AfterCallWork"))
+        if kind in ("AgentOther_BeQcStart", "AgentOther_BeQcStop"):
+            qc_type = details.get("qcType")
+            mode = QC_MODES.get(qc_type, "ListenIn") if isinstance(qc_type, int) else "ListenIn"
+            self.inspected = mode if kind == "AgentOther_BeQcStart" else ""
+            return self._changed()
         if kind == "AgentOther_ShutdownService":
             # Signed out by the gateway (a supervisor, another sign-in): the agent signs in again.
             self._signed_in, self._announced = False, False
@@ -557,6 +592,7 @@ class HuaweiBackend(VoiceBackend):
             duration=int(time.monotonic() - call.started),
             muted=call.muted,
             dnis=call.dnis,
+            supervisor=self.inspected if live else "",
         )
 
     # -- operations (borrowed credentials) -----------------------------------------------
@@ -617,3 +653,33 @@ class HuaweiBackend(VoiceBackend):
         else:
             raise VoiceApiError(f"This contact center does not offer {operation}.")
         return None
+
+    # -- an inspector's operations (borrowed credentials) --------------------------------
+
+    async def supervise(self, operation: str, member: Member, call_id: str, *, mode: str = "") -> None:
+        base = f"/qualitycontrol/{self.agent_id}"
+        workno = quote(member.username, safe="")
+        whom = {"whisperagentid": member.username}
+        if operation == "ListenIn":
+            await self._request("PUT", f"{base}/addsupervise/{workno}")
+        elif operation == "BargeIn":
+            await self._request("PUT", f"{base}/addinsert/{workno}")
+        elif operation == "Coach":
+            await self._request("POST", f"{base}/requestwhisperagent", params=whom)
+        elif operation in SWITCH_TYPES:
+            params = {**whom, "switchtype": SWITCH_TYPES[operation]}
+            await self._request("POST", f"{base}/requestswitchinsertwhisperagent", params=params)
+        elif operation == "CancelSupervisorMonitoring" and mode == "Coach":
+            await self._request("POST", f"{base}/requeststopwhisperagent", params=whom)
+        elif operation == "CancelSupervisorMonitoring":
+            await self._request("DELETE", f"{base}/{workno}")
+        else:
+            raise VoiceApiError(f"This contact center does not offer {operation}.")
+
+    async def set_member_state(self, member: Member, state: str, reason: str = "") -> None:
+        """The gateway takes no reason for a forced busy: the agent is told it was set by a supervisor."""
+        forced = FORCED_STATES.get(state)
+        if forced is None:
+            raise VoiceApiError(f"Unknown agent state {state!r}")
+        workno = quote(member.username, safe="")
+        await self._request("POST", f"/qualitycontrol/{self.agent_id}/{forced}/{workno}")

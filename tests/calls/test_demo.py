@@ -18,7 +18,7 @@ from channels.layers import InMemoryChannelLayer
 from django.contrib.auth import get_user_model
 
 from calls.demo import create_demo_agent_logins, point_embedded_server
-from calls.models import AgentLogin, VoiceServer
+from calls.models import AgentLogin, Team, VoiceServer
 from desktop.management.commands.rundesk import bring_sessions_back, embedded_simulator_url
 from tests.servers import free_port, stop_process
 
@@ -34,7 +34,7 @@ def test_each_demo_agent_gets_a_login_on_the_embedded_simulator() -> None:
     logins = {login.user.username: login for login in AgentLogin.objects.select_related("user", "server")}
     assert genesys.name == "Embedded simulator"
     assert huawei.name == "Embedded simulator (Huawei)"
-    assert sorted(logins) == ["agent1", "agent101", "agent102", "agent2", "agent4"]
+    assert sorted(logins) == ["agent1", "agent101", "agent102", "agent2", "agent4", "lead1", "lead101"]
     assert {
         name: (login.server, login.username, login.dn, login.place) for name, login in logins.items()
     } == {
@@ -43,8 +43,11 @@ def test_each_demo_agent_gets_a_login_on_the_embedded_simulator() -> None:
         "agent4": (genesys, "agent4", "15000", "place_15000"),
         "agent101": (huawei, "101", "6101", "place_6101"),
         "agent102": (huawei, "102", "6102", "place_6102"),
+        "lead1": (genesys, "lead1", "5010", "place_5010"),
+        "lead101": (huawei, "103", "6103", "place_6103"),
     }
-    assert all(login.password == name for name, login in logins.items())
+    passwords = {name: login.password for name, login in logins.items()}
+    assert passwords == {**{name: name for name in logins}, "lead101": "agent103"}
 
 
 @pytest.mark.django_db
@@ -55,14 +58,24 @@ def test_creating_the_demo_twice_changes_nothing() -> None:
 
     logins = create_demo_agent_logins(again)
 
-    assert [name for name, _ in logins] == ["agent1", "agent2", "agent4", "agent101", "agent102"]
+    assert [name for name, _ in logins] == [
+        "agent1",
+        "agent2",
+        "agent4",
+        "agent101",
+        "agent102",
+        "lead1",
+        "lead101",
+    ]
     assert all(name == password for name, password in logins)
     assert "Created agent login agent1 (DN 5005) on Embedded simulator" in first.getvalue()
     assert "Created agent login 101 (DN 6101) on Embedded simulator (Huawei)" in first.getvalue()
+    assert "Created Genesys demo team, led by lead1" in first.getvalue()
     assert again.getvalue() == ""
     assert VoiceServer.objects.count() == 2
-    assert AgentLogin.objects.count() == 5
-    assert get_user_model().objects.count() == 5
+    assert AgentLogin.objects.count() == 7
+    assert get_user_model().objects.count() == 7
+    assert Team.objects.count() == 2
 
 
 @pytest.mark.django_db

@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.test import Client
 from django.utils import timezone
 
-from calls import actions, fragments, services
+from calls import actions, live, services
 from calls.models import AgentLogin, AuditEntry, CallRecord, DispositionCode, VoiceServer
 from calls.voice import AgentState
 from tests.desk import (
@@ -134,6 +134,23 @@ async def test_an_agent_chooses_a_disposition_for_the_last_call_in_the_bar(
 
 
 @pytest.mark.asyncio
+async def test_a_code_the_admin_adds_in_another_process_reaches_an_open_desk_within_two_seconds(
+    simulator: str, agent1: AgentLogin, worker: RunningWorker, codes: list[DispositionCode]
+) -> None:
+    desk = await ready_desk(agent1)
+    call_id = await answered_call(simulator, desk)
+    await desk.until(rf'id="call-{call_id}".*?Sale made')
+
+    # A bulk insert sends no signal to this process, as a change in the admin's process would not.
+    await sync_to_async(DispositionCode.objects.bulk_create)(
+        [DispositionCode(code="CALLBACK", label="Call back")]
+    )
+
+    await desk.until(rf'id="call-{call_id}".*?Call back', wait=live.REFERENCE_SECONDS + 1)
+    await desk.close()
+
+
+@pytest.mark.asyncio
 async def test_another_agents_call_answers_404_and_keeps_its_disposition(
     simulator: str,
     agent1: AgentLogin,
@@ -248,19 +265,15 @@ async def test_after_call_work_the_desk_started_shows_the_time_left_until_the_ag
     agent1: AgentLogin,
 ) -> None:
     await sync_to_async(AgentLogin.objects.filter(pk=agent1.pk).update)(agent_state="AfterCallWork")
+    desk = live.Desk(await sync_to_async(AgentLogin.objects.select_related("server").get)(pk=agent1.pk))
+    await desk.load()
 
-    await services.wrap_up_started(agent1.pk, 45)
+    limited = desk.wrap_up(timezone.now() + datetime.timedelta(seconds=45))
 
-    @sync_to_async
-    def bar() -> str:
-        return fragments.agent_state(AgentLogin.objects.select_related("server").get(pk=agent1.pk))
-
-    limited = await bar()
     left = re.search(r'<time data-wrap-up-left data-until="(\d+)">(\d+:\d\d)</time> left', limited)
     assert left and left.group(2) in ("0:45", "0:44")
     assert abs(int(left.group(1)) - (timezone.now() + datetime.timedelta(seconds=45)).timestamp()) < 2
-    await services.set_agent_state(agent1.pk, AgentState("Ready"))
-    assert "data-wrap-up-left" not in await bar()
+    assert "data-wrap-up-left" not in desk.agent_state(AgentState("Ready"), timezone.now())
 
 
 # --- The admin and the wire -------------------------------------------------------------------

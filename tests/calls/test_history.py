@@ -31,13 +31,15 @@ def record_of(login: AgentLogin, call_id: str) -> CallRecord:
     return CallRecord.objects.get(login=login, call_id=call_id)
 
 
-async def ended_record(login: AgentLogin, call_id: str, wait: float = 10) -> CallRecord:
-    """The call's history row once it is closed (the worker saves it behind the push)."""
+async def ended_record(login: AgentLogin, call_id: str, wait: float = 10, outcome: str = "") -> CallRecord:
+    """The call's history row once it is closed, with ``outcome`` when given: the worker saves it
+    behind the push, and a later call's release (a transfer completed) may settle its outcome."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
         record = await record_of(login, call_id)
-        if record.ended_at is not None or loop.time() > deadline:
+        settled = record.ended_at is not None and record.outcome == (outcome or record.outcome)
+        if settled or loop.time() > deadline:
             return record
         await asyncio.sleep(0.05)
 
@@ -139,8 +141,8 @@ async def test_a_consult_completed_as_a_transfer_makes_the_original_call_transfe
     await actions.call_operation(agent1.user, consult_id, "CompleteTransfer", {})
     await desk.until(gone(consult_id))
 
-    original = await ended_record(agent1, call_id)
-    consult = await ended_record(agent1, consult_id)
+    original = await ended_record(agent1, call_id, outcome="transferred")
+    consult = await ended_record(agent1, consult_id, outcome="transferred")
     assert (original.direction, original.outcome) == ("internal", "transferred")
     assert (consult.direction, consult.outcome, consult.parent_call_id) == ("consult", "transferred", call_id)
     assert original.hold_seconds >= 0 and original.answered_at is not None
@@ -164,8 +166,8 @@ async def test_a_consult_completed_as_a_conference_makes_both_calls_conferenced(
     await actions.call_operation(agent1.user, call_id, "Hangup", {})
     await desk.until(gone(call_id))
 
-    original = await ended_record(agent1, call_id)
-    consult = await ended_record(agent1, consult_id)
+    original = await ended_record(agent1, call_id, outcome="conferenced")
+    consult = await ended_record(agent1, consult_id, outcome="conferenced")
     assert (original.outcome, consult.outcome) == ("conferenced", "conferenced")
     assert set(original.parties) == {"5000", "5001"}
     await desk.close()
@@ -186,8 +188,8 @@ async def test_on_huawei_a_held_call_transferred_to_a_second_call_is_transferred
     await desk.until(gone(first))
     await desk.until(gone(second))
 
-    held = await ended_record(agent101, first)
-    dialled = await ended_record(agent101, second)
+    held = await ended_record(agent101, first, outcome="transferred")
+    dialled = await ended_record(agent101, second, outcome="transferred")
     assert (held.direction, held.outcome) == ("inbound", "transferred")
     # The gateway calls a call to a DN without an agent outbound; the history takes its word.
     assert (dialled.direction, dialled.outcome) == ("outbound", "transferred")
@@ -210,8 +212,8 @@ async def test_on_huawei_a_held_call_joined_into_a_three_party_call_is_conferenc
     await actions.call_operation(agent101.user, second, "Hangup", {})
     await desk.until(gone(second))
 
-    assert (await ended_record(agent101, first)).outcome == "conferenced"
-    assert (await ended_record(agent101, second)).outcome == "conferenced"
+    assert (await ended_record(agent101, first, outcome="conferenced")).outcome == "conferenced"
+    assert (await ended_record(agent101, second, outcome="conferenced")).outcome == "conferenced"
     await desk.close()
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -27,8 +26,10 @@ from tests.desk import (
     card,
     control,
     desk_client,
+    eventually,
     live_calls,
     ready_desk,
+    saved,
 )
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
@@ -46,14 +47,6 @@ def brisk_sessions(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
 async def agent_on_switch(simulator: str, login: str) -> dict[str, Any]:
     state = await control(simulator, "GET", "/control/state")
     return next(a for a in state["agents"] if a["login"] == login)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], wait: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    while not await check():
-        assert loop.time() < deadline, "the condition never held"
-        await asyncio.sleep(0.1)
 
 
 @sync_to_async
@@ -154,7 +147,7 @@ async def test_a_call_that_rings_out_is_told_and_sets_the_agent_not_ready(
     toast = await desk.until(r'class="toast sticky"[^>]*data-notify="Missed call"')
     assert "Missed call from 5000" in toast
     await desk.until(r'id="agent-state"[^>]*data-state="NotReady"')
-    assert await live_calls(login) == {}
+    await saved(lambda: live_calls(login), {})
     await desk.close()
 
 
@@ -258,7 +251,7 @@ async def test_a_refusal_that_contradicts_the_saved_state_resyncs_the_agent(
         await actions.call_operation(agent1.user, "PHANTOM1", "Hold", {})
 
     await desk.until(r'<section id="calls"[^>]*hx-swap-oob="innerHTML">\s*</section>')
-    assert await live_calls(agent1) == {}
+    await saved(lambda: live_calls(agent1), {})
     await desk.close()
 
 
@@ -270,7 +263,7 @@ async def test_a_change_no_notification_announced_is_repaired_by_the_periodic_re
     await phantom(agent101, "1700000000-99")
 
     await desk.until(r'<section id="calls"[^>]*hx-swap-oob="innerHTML">\s*</section>', wait=5)
-    assert await live_calls(agent101) == {}
+    await saved(lambda: live_calls(agent101), {})
     await desk.close()
 
 

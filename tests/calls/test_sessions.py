@@ -12,8 +12,11 @@ import re
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connection
+from prometheus_client import REGISTRY
 
 from calls import actions
+from calls import worker as calls_worker
 from calls.backends import backend_for
 from calls.models import AgentLogin
 from calls.worker import AgentSession
@@ -26,6 +29,7 @@ from tests.desk import (
     live_calls,
     ready_desk,
     records,
+    saved,
     server_calls,
 )
 
@@ -41,7 +45,7 @@ async def test_seed_002_pushes_every_step_and_saves_state_and_history(
     ringing = await desk.until(card(call_id, "Ringing"))
     assert 'hx-swap-oob="beforeend:#calls"' in ringing
     assert 'data-operation="Answer"' in ringing and 'data-operation="Hangup"' not in ringing
-    assert await live_calls(agent1) == {call_id: ("Ringing", "")}
+    await saved(lambda: live_calls(agent1), {call_id: ("Ringing", "")})
 
     await actions.call_operation(agent1.user, call_id, "Answer", {})
     established = await desk.until(card(call_id, "Established"))
@@ -49,7 +53,7 @@ async def test_seed_002_pushes_every_step_and_saves_state_and_history(
         'data-operation="Hold"' in established
         and 'form class="op-form" data-operation="InitiateTransfer"' in (established)
     )
-    assert await live_calls(agent1) == {call_id: ("Established", "")}
+    await saved(lambda: live_calls(agent1), {call_id: ("Established", "")})
 
     await actions.call_operation(agent1.user, call_id, "InitiateTransfer", {"destination": "5001"})
     await desk.until(card(call_id, "Held"))
@@ -57,12 +61,12 @@ async def test_seed_002_pushes_every_step_and_saves_state_and_history(
     consult_id = re.search(r'id="call-([^"]+)" class', consult).group(1)
     assert 'hx-swap-oob="beforeend:#calls"' in consult
     assert f'data-parent="{call_id}"' in consult and 'data-operation="CompleteTransfer"' in consult
-    assert await live_calls(agent1) == {call_id: ("Held", ""), consult_id: ("Dialing", call_id)}
+    await saved(lambda: live_calls(agent1), {call_id: ("Held", ""), consult_id: ("Dialing", call_id)})
 
     await actions.call_operation(agent1.user, consult_id, "CompleteTransfer", {})
     await desk.until(rf'<div id="call-{call_id}" hx-swap-oob="delete">')
     await desk.until(rf'<div id="call-{consult_id}" hx-swap-oob="delete">')
-    assert await live_calls(agent1) == {}
+    await saved(lambda: live_calls(agent1), {})
     history = await records(agent1)
     assert [(r.call_id, r.final_state, r.parties) for r in history] == [
         (call_id, "Released", ["5000"]),
@@ -89,7 +93,7 @@ async def test_seed_003_hold_dial_and_swap_arrive_as_fragments(
     await actions.call_operation(agent1.user, second, "SwapCalls", {})
     await desk.until(card(second, "Held"))
     await desk.until(card(first, "Established"))
-    assert await live_calls(agent1) == {first: ("Established", ""), second: ("Held", "")}
+    await saved(lambda: live_calls(agent1), {first: ("Established", ""), second: ("Held", "")})
     await desk.close()
 
 
@@ -166,7 +170,8 @@ async def test_after_a_cometd_drop_an_outage_and_a_worker_restart_the_state_equa
     await worker.start()
     await desk.until(card(third, "Ringing"), wait=20)
 
-    assert await live_calls(agent1) == await server_calls(simulator, "agent1") == {third: ("Ringing", "")}
+    await saved(lambda: live_calls(agent1), {third: ("Ringing", "")})
+    assert await server_calls(simulator, "agent1") == {third: ("Ringing", "")}
     snapshot = await Desk(agent1).open()
     assert re.findall(r'<article id="call-([^"]+)"', snapshot) == [third]
     await desk.close()
@@ -197,7 +202,8 @@ async def test_a_malformed_notification_is_logged_and_skipped(
     event = backend.event_of("/v2/me/calls", good)
     assert event is not None
     await session.apply(event)
-    assert await live_calls(agent1) == {"X3": ("Ringing", "")}
+    await session.writer.flush()
+    await saved(lambda: live_calls(agent1), {"X3": ("Ringing", "")})
     await backend.aclose()
 
 
@@ -234,4 +240,47 @@ async def test_stopping_the_worker_during_a_voice_api_outage_drains_promptly(
     started = loop.time()
     await asyncio.wait_for(worker.stop(), 8)
     assert loop.time() - started < 5
+    await desk.close()
+
+
+def _writes_failed() -> float:
+    return REGISTRY.get_sample_value("switchboard_writes_failed_total") or 0.0
+
+
+@sync_to_async
+def _refuse_live_call_writes(refuse: bool) -> None:
+    """A database that refuses every new live call (a trigger), as a full disk or a lost
+    connection would, until it is told to take them again."""
+    with connection.cursor() as cursor:
+        if refuse:
+            cursor.execute(
+                "CREATE TRIGGER refuse_live_calls BEFORE INSERT ON calls_livecall "
+                "BEGIN SELECT RAISE(ABORT, 'the database refuses'); END"
+            )
+        else:
+            cursor.execute("DROP TRIGGER refuse_live_calls")
+
+
+async def test_a_write_the_database_refuses_is_retried_logged_and_healed_by_a_resync(
+    simulator: str, agent1: AgentLogin, worker: RunningWorker, caplog: pytest.LogCaptureFixture
+) -> None:
+    desk = await ready_desk(agent1)
+    failed_before = _writes_failed()
+    await _refuse_live_call_writes(True)
+    try:
+        placed = await control(simulator, "POST", "/control/calls", {"from": "5000", "to": "5005"})
+        # The page does not wait for the database.
+        await desk.until(card(placed["id"], "Ringing"), wait=2)
+        deadline = asyncio.get_running_loop().time() + 10
+        while _writes_failed() == failed_before:
+            assert asyncio.get_running_loop().time() < deadline, "the refused write was never given up on"
+            await asyncio.sleep(0.05)
+        assert await live_calls(agent1) == {}
+    finally:
+        await _refuse_live_call_writes(False)
+    assert any("writes failed" in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records)
+    # The session resyncs at its next look-after and saves what the Voice API reports.
+    await saved(
+        lambda: live_calls(agent1), {placed["id"]: ("Ringing", "")}, wait=calls_worker.WATCH_SECONDS + 5
+    )
     await desk.close()

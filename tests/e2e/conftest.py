@@ -8,13 +8,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Error, Locator, Page, expect
 
 from tests.servers import ROOT, free_port, serving
 
@@ -32,8 +32,8 @@ NotReadyReason.objects.get_or_create(code="OLD", defaults={"label": "Retired rea
 
 
 @pytest.fixture(scope="session")
-def desk_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`manage.py rundesk` on the embedded default, on a fresh SQLite database, for the session."""
+def desk_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment `rundesk` runs in for the session (a fresh SQLite database among it)."""
     directory = tmp_path_factory.mktemp("desk")
     env = {
         **os.environ,
@@ -45,13 +45,24 @@ def desk_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "MISSED_CALL_RING_SECONDS": "1",
     }
     env.pop("REDIS_URL", None)  # one process: the in-memory layer and the in-process worker
+    return env
+
+
+def desk_shell(env: dict[str, str], code: str) -> None:
+    """Runs ``code`` in `manage.py shell` on the desk's database, as an administrator's script would."""
+    shell = [sys.executable, "manage.py", "shell", "-c", code]
+    subprocess.run(shell, cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def desk_url(desk_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`manage.py rundesk` on the embedded default, on a fresh SQLite database, for the session."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "manage.py", "rundesk", "--host", "127.0.0.1", "--port", str(port)]
-    log = directory / "desk.log"
-    with serving("rundesk", command, f"{url}/healthz", timeout=DESK_START_TIMEOUT_S, env=env, log=log):
-        shell = [sys.executable, "manage.py", "shell", "-c", NOT_READY_REASONS]
-        subprocess.run(shell, cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
+    log = tmp_path_factory.mktemp("desk-log") / "desk.log"
+    with serving("rundesk", command, f"{url}/healthz", timeout=DESK_START_TIMEOUT_S, env=desk_env, log=log):
+        desk_shell(desk_env, NOT_READY_REASONS)
         yield url
 
 
@@ -108,6 +119,38 @@ def sign_in(page: Page, desk_url: str, username: str) -> Page:
     expect(page.locator("#agent-state")).to_have_attribute("data-state", "NotReady")
     expect(page.locator("#connection")).to_have_attribute("data-status", "connected")
     return page
+
+
+# Opens an agent's desk, signed in to the contact center (the ``desks`` fixture).
+Desks = Callable[[str], Page]
+
+
+@pytest.fixture
+def desks(browser: Browser, desk_url: str, world: World) -> Iterator[Desks]:
+    """Opens an agent's desk in a browser context of its own, signed in to the contact center.
+    Afterwards the outside party 5000 hangs up and every agent still free of calls logs out of the
+    contact center: the next test's switch restart then finds them signed out, as it expects (a
+    Huawei session signs a signed-in agent in again)."""
+    opened: list[Page] = []
+
+    def open_desk(username: str) -> Page:
+        page = sign_in(browser.new_context().new_page(), desk_url, username)
+        opened.append(page)
+        return page
+
+    yield open_desk
+    world.client.post("/parties/5000/hangup")
+    for page in opened:
+        try:
+            page.goto(f"{desk_url}/")
+            state = page.locator("#agent-state")
+            expect(state).not_to_have_attribute("data-activity", "call")
+            if state.get_attribute("data-state") != "LoggedOut":
+                state.locator("[data-agent-operation=Logout]").click()
+                expect(state).to_have_attribute("data-state", "LoggedOut")
+        except (AssertionError, Error):
+            pass  # the next test's reset signs everyone out in the end
+        page.context.close()
 
 
 def card(page: Page, call_id: str) -> Locator:

@@ -6,19 +6,17 @@ The same cards and buttons as on Genesys: the desk's Huawei backend derives them
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import expect
 
-from .conftest import World, call_operation, card, consult_of, sign_in
+from .conftest import Desks, World, call_operation, card, consult_of
 
 pytestmark = pytest.mark.browser
 
 
-def test_seed_004_three_parties_from_a_held_call_and_a_dialled_one(
-    page: Page, desk_url: str, world: World
-) -> None:
+def test_seed_004_three_parties_from_a_held_call_and_a_dialled_one(desks: Desks, world: World) -> None:
     """agent101 (Huawei agent 101 on 6101) answers 5000, holds, dials 5003 and completes the
     conference (confjoin): one card lists both parties; hanging up leaves the other two talking."""
-    sign_in(page, desk_url, "agent101")
+    page = desks("agent101")
     first_id = world.call("5000", "6101")
     first = card(page, first_id)
     expect(first).to_have_attribute("data-state", "Ringing")
@@ -48,12 +46,10 @@ def test_seed_004_three_parties_from_a_held_call_and_a_dialled_one(
 
 
 def test_a_genesys_agent_transfers_to_a_huawei_agent_who_conferences_a_third_party(
-    browser: Browser, desk_url: str, world: World
+    desks: Desks, world: World
 ) -> None:
-    genesys = browser.new_context().new_page()
-    huawei = browser.new_context().new_page()
-    sign_in(genesys, desk_url, "agent1")
-    sign_in(huawei, desk_url, "agent102")
+    genesys = desks("agent1")
+    huawei = desks("agent102")
 
     customer_id = world.call("5000", "5005")
     customer = card(genesys, customer_id)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
 
-from tests.e2e.conftest import World, card, desk_url, sign_in, world  # noqa: F401  (fixtures)
+from tests.e2e.conftest import World, card, desk_env, desk_url, sign_in, world  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 

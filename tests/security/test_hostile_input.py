@@ -251,7 +251,7 @@ def test_a_genesys_call_with_nul_and_nan_is_stored_and_shown(agent: AgentLogin) 
         "userData": {"no\x00te": "a\x00b", "score": float("nan"), "limit": float("-inf")},
     }
 
-    services._apply_call(agent.pk, parse_call(raw))
+    services.save_call(agent, parse_call(raw), timezone.now())
 
     live = LiveCall.objects.get(call_id="call-2")
     assert (live.participants, live.dnis) == (["5000"], "5009")
@@ -269,10 +269,10 @@ def test_a_huawei_call_and_reason_with_nul_are_stored(agent: AgentLogin) -> None
 
     for event in backend._translate(ringing):
         assert isinstance(event, CallChanged)
-        services._apply_call(agent.pk, event.call)
+        services.save_call(agent, event.call, timezone.now())
     [state] = backend._translate(busy)
     assert isinstance(state, AgentStateChanged)
-    services._set_agent_state(agent.pk, state.state)
+    services.save_agent_state(agent.pk, state.state, timezone.now())
 
     live = LiveCall.objects.get(call_id="h1")
     assert (live.participants, live.dnis) == (["5000"], "5009")

@@ -13,12 +13,15 @@ import logging
 import signal
 from typing import Any
 
-from channels.layers import get_channel_layer
+from channels.layers import channel_layers, get_channel_layer
 from channels.management.commands import runworker
 from channels.routing import get_default_application
 from channels.worker import Worker
+from django.conf import settings
 from django.core.management.base import CommandError
 
+from calls import metrics
+from calls.layer import OutageProofLayer
 from calls.worker import CHANNEL as VOICE_SESSIONS
 
 log = logging.getLogger("switchboard.runworker")
@@ -42,6 +45,23 @@ async def cancel_until_done(tasks: list[asyncio.Task[Any]]) -> BaseException | N
     return next((failure for failure in failures if failure is not None), None)
 
 
+def ride_out_outages(layer: Any) -> OutageProofLayer:
+    """The layer with receives that wait out a Redis outage, put in the layer's place under every alias
+    it has (the consumer instances look their layer up by alias, and read their own channels)."""
+    proof = OutageProofLayer(layer)
+    for alias, installed in list(channel_layers.backends.items()):
+        if installed is layer:
+            channel_layers.set(alias, proof)
+    return proof
+
+
+def restore_layer(proof: Any, layer: Any) -> None:
+    """Undoes ``ride_out_outages`` (a worker served inside a longer-lived process, as in tests)."""
+    for alias, installed in list(channel_layers.backends.items()):
+        if installed is proof:
+            channel_layers.set(alias, layer)
+
+
 class Command(runworker.Command):  # type: ignore[misc]  # channels ships no types
     help = "Serves worker channels (voice-sessions) until SIGTERM or SIGINT, then drains and exits 0."
 
@@ -53,19 +73,32 @@ class Command(runworker.Command):  # type: ignore[misc]  # channels ships no typ
         worker = self.worker_class(
             application=get_default_application(), channels=options["channels"], channel_layer=layer
         )
-        asyncio.run(self.serve(worker))
+        # This worker's own metrics (sessions, event lag, writes) on METRICS_PORT; 0 leaves them off.
+        port: int = settings.METRICS_PORT
+        scrapes = metrics.serve(port, settings.METRICS_HOST) if port else None
+        try:
+            asyncio.run(self.serve(worker))
+        finally:
+            if scrapes is not None:
+                scrapes.shutdown()
 
     async def serve(self, worker: Worker) -> None:
         """1. When voice-sessions is served, reconcile at once: the sessions that should run open again.
         2. Listen on the channels, and reap finished consumer instances as Channels' worker does.
         3. On SIGTERM or SIGINT, stop listening, then cancel every consumer instance and wait for it:
            its cleanup ends its sessions and hands back their leases, so another worker takes over.
-        4. Return (exit 0); if listening ended otherwise (the layer is gone), raise after draining.
+        4. Return (exit 0); if listening ended otherwise (a listener failed), raise after draining.
+
+        A Redis outage ends nothing: every receive in this process, the listeners' and the consumer
+        instances' own, waits until Redis answers again (``calls.layer``), while the sessions go on
+        (they need the Voice API and the database, not Redis).
         """
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        layer = worker.channel_layer
+        worker.channel_layer = ride_out_outages(layer)
         try:
             if VOICE_SESSIONS in worker.channels:
                 # Straight to this process's consumer, not through the layer: with several workers on the
@@ -92,6 +125,8 @@ class Command(runworker.Command):  # type: ignore[misc]  # channels ships no typ
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
+            restore_layer(worker.channel_layer, layer)
+            worker.channel_layer = layer
         if not stop.is_set():
             raise failure or CommandError("the worker stopped listening without being asked to")
         self.stdout.write("Worker stopped")

@@ -1,0 +1,153 @@
+"""The channel layer through a Redis outage: noticing one, waiting it out, knowing when it is over.
+
+A Redis that stops (a restart, a failover) fails every layer call at once, and comes back empty: no
+groups, no queued messages. No process may die of that: a worker's Voice API sessions and a desk
+process's sockets need the Voice API and the database, not Redis, to live. Whoever sees a layer call
+fail tells this process's ``LayerHealth``; one probe then pings Redis on a short, capped backoff until it
+answers, and everything waiting on the layer resumes at once. A desk socket then joins its groups again
+and sends a fresh snapshot (what was pushed meanwhile is lost); a worker's listeners read again.
+
+Each probe first drops the connections idle in the layer's pools: redis-py keeps a connection whose
+server went away and hands it out again (its "connection has data" check is off while maintenance
+notifications are "auto", redis/redis-py#4252), so after a restart each stale connection would fail one
+more command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from redis.exceptions import RedisError
+
+log = logging.getLogger("switchboard.layer")
+
+# What a layer call raises while Redis cannot be reached, or answers with an error (still loading, say).
+LAYER_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError)
+# Pings while the layer is down: at once, then after 0.05 s, doubling up to the cap. A restarted Redis is
+# noticed within the cap, well inside the desk's 2 s promise; one ping per process, whatever its sockets.
+FIRST_PROBE_PAUSE_S = 0.05
+MAX_PROBE_PAUSE_S = 0.25
+PROBE_TIMEOUT_S = 1.0
+# A receive that fails again although Redis answers pings pauses this long at most before the next try.
+MAX_RECEIVE_PAUSE_S = 1.0
+
+Failed = Callable[[Exception], None]
+
+
+class LayerHealth:
+    """Whether the channel layer answers, for one process's event loop: down from the first failed
+    call anyone reports until a ping succeeds again."""
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.outages = 0
+        self._up = asyncio.Event()
+        self._up.set()
+        self._probe: asyncio.Task[None] | None = None
+
+    @property
+    def is_up(self) -> bool:
+        return self._up.is_set()
+
+    def failed(self, error: Exception) -> None:
+        """A layer call failed: the layer is down until the probe this starts gets an answer."""
+        if not self._up.is_set():
+            return
+        self._up.clear()
+        self.outages += 1
+        log.warning(
+            "the channel layer failed (%s: %s); waiting for it to answer again", type(error).__name__, error
+        )
+        self._probe = asyncio.get_running_loop().create_task(self._probe_until_up(), name="layer-probe")
+
+    async def back(self) -> None:
+        """Returns once the layer answers (at once while it does)."""
+        await self._up.wait()
+
+    async def _probe_until_up(self) -> None:
+        loop = asyncio.get_running_loop()
+        started, pause = loop.time(), FIRST_PROBE_PAUSE_S
+        while True:
+            try:
+                await forget_idle_connections(self.layer)
+                async with asyncio.timeout(PROBE_TIMEOUT_S):
+                    await ping(self.layer)
+                break
+            except Exception as error:  # every failure means "not yet": only an answer ends the outage
+                log.debug("the channel layer does not answer yet: %s", error)
+            await asyncio.sleep(pause)
+            pause = min(MAX_PROBE_PAUSE_S, pause * 2)
+        log.warning("the channel layer answers again after %.2f s", loop.time() - started)
+        self._up.set()
+
+
+_healths: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, LayerHealth]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def health_of(layer: Any) -> LayerHealth:
+    """The layer's health on the running event loop (channels_redis keeps its pools per loop too); a
+    worker's ``OutageProofLayer`` has the health of the layer it wraps."""
+    if isinstance(layer, OutageProofLayer):
+        layer = layer.layer
+    per_loop = _healths.setdefault(asyncio.get_running_loop(), {})
+    health = per_loop.get(id(layer))
+    if health is None or health.layer is not layer:
+        health = per_loop[id(layer)] = LayerHealth(layer)
+    return health
+
+
+async def forget_idle_connections(layer: Any) -> None:
+    """Disconnects the connections idle in a Redis layer's pools (each reconnects when next used);
+    connections in use are left to their callers. Nothing to do on other layers."""
+    if not hasattr(layer, "connection"):
+        return
+    for index in range(int(getattr(layer, "ring_size", 1))):
+        pool = layer.connection(index).connection_pool
+        await pool.disconnect(inuse_connections=False)
+
+
+async def ping(layer: Any) -> None:
+    """One round trip to every Redis server of a Redis layer; any other layer always answers."""
+    if not hasattr(layer, "connection"):
+        return
+    for index in range(int(getattr(layer, "ring_size", 1))):
+        await layer.connection(index).ping()
+
+
+async def receive(layer: Any, channel: str, failed: Failed | None = None) -> dict[str, Any]:
+    """The next message on ``channel``, waiting out any outage of the layer instead of failing;
+    ``failed`` hears of each failed read (a socket mends its groups after one)."""
+    health = health_of(layer)
+    pause = 0.0
+    while True:
+        try:
+            message: dict[str, Any] = await layer.receive(channel)
+            return message
+        except LAYER_ERRORS as error:
+            health.failed(error)
+            if failed is not None:
+                failed(error)
+        await health.back()
+        await asyncio.sleep(pause)
+        pause = min(MAX_RECEIVE_PAUSE_S, max(FIRST_PROBE_PAUSE_S, pause * 2))
+
+
+class OutageProofLayer:
+    """A channel layer whose ``receive`` waits out an outage rather than failing; everything else is
+    the layer's own. A worker process installs it, so that no listener and no consumer instance ends
+    (and drops its sessions) because Redis went away."""
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.layer, name)
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        return await receive(self.layer, channel)

@@ -1,0 +1,109 @@
+"""The session benchmark, tiny: ``bench/sessions.py`` in the production shape (voicesim, daphne, a session
+worker, PostgreSQL, Redis) with 10 agents on both vendors and 20 calls, run to the end: its table and its
+``SESSIONS-RESULT`` line, with figures that make sense. Then the sweep's report (Markdown and plot) from
+that run's result, as ``--sweep`` writes it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.multiprocess
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYER_DB = 11  # faults 12, bench/sessions.py by default 13, test_multiprocess 14, test_runworker 15
+RUN_TIMEOUT_S = 200
+COMMAND = [
+    "bench/sessions.py",
+    *("--agents", "10", "--vendor", "both", "--calls", "20", "--warmup", "2", "--rate", "20"),
+    *("--bare-sample", "5", "--clicks", "4", "--click-agents", "2", "--renders", "10"),
+    *("--redis-db", str(LAYER_DB), "--timeout", str(RUN_TIMEOUT_S - 20)),
+]
+
+
+@pytest.fixture(scope="module")
+def bench_run(postgres_url: str, redis_url: str) -> tuple[str, dict[str, Any]]:
+    """The bench's output and its result, once for the module."""
+    done = subprocess.run(
+        [sys.executable, *COMMAND], cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("SESSIONS-RESULT "))
+    return done.stdout, json.loads(line.removeprefix("SESSIONS-RESULT "))
+
+
+def test_a_tiny_run_on_both_vendors_prints_its_table_with_every_figure(
+    bench_run: tuple[str, dict[str, Any]],
+) -> None:
+    output, result = bench_run
+
+    assert output.startswith("command: ")
+    assert "| vendor | agents | workers / daphnes | calls/s asked / achieved |" in output
+    assert "| genesys | 10 | 1 / 1 | 20 / " in output
+    assert "| huawei | 10 | 1 / 1 | 20 / " in output
+    assert result["ok"] is True
+    assert (result["agents"], result["calls"], result["workers"], result["daphnes"]) == (10, 20, 1, 1)
+    assert result["pushes_lost"] == 0
+    assert 0 < result["achieved_rate"] <= 30
+    assert result["bring_up_missing"] == 0 and result["bring_up_s"] > 0
+    assert result["worker_kib_per_session"] > 0 and result["daphne_kib_per_socket"] > 0
+
+
+@pytest.mark.parametrize("vendor", ["genesys", "huawei"])
+def test_each_vendor_has_the_desk_against_its_bare_client_the_clicks_and_the_page(
+    bench_run: tuple[str, dict[str, Any]], vendor: str
+) -> None:
+    figures = bench_run[1]["vendors"][vendor]
+
+    assert (figures["agents"], figures["bare_agents"]) == (5, 5)
+    assert (figures["click_error"], figures["render_error"]) == ("", "")
+    assert figures["compared_calls"] > 0
+    assert figures["desk_missing"] == 0 and figures["bare_missing"] == 0
+    for name in ("desk_ms", "bare_ms", "click_desk_ms", "click_direct_ms", "render_ms"):
+        p50, p99 = figures[name]
+        assert 0 < p50 <= p99 < 30_000, (name, figures[name])
+    assert all(value > 0 for value in (*figures["ratio"], *figures["click_ratio"]))
+    assert figures["render_cards"] == 5
+
+
+def _plot_module() -> ModuleType:
+    pytest.importorskip("matplotlib", reason="matplotlib comes with the project's bench extra")
+    spec = importlib.util.spec_from_file_location("bench_plot", ROOT / "bench" / "plot.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_sweep_report_has_the_table_the_plot_the_command_and_the_machine(
+    bench_run: tuple[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    plot = _plot_module()
+    failed = {"ok": False, "agents": 20, "rate": 20.0, "workers": 2, "error": "exited with 1"}
+
+    markdown, image = plot.write_report(
+        [bench_run[1], failed],
+        tmp_path,
+        command=".venv/bin/python bench/sessions.py --sweep --sweep-agents 10",
+        machine={"nproc": "2", "memory": "4.0 GiB", "cpu": "a CPU", "system": "Linux", "python": "3.11"},
+        generated="today",
+        sweep_rate=20.0,
+        sweep_rate_agents=10,
+    )
+
+    page = markdown.read_text()
+    assert "    .venv/bin/python bench/sessions.py --sweep --sweep-agents 10" in page
+    assert "2 CPUs (`nproc`), 4.0 GiB of memory" in page
+    assert "![Desk and bare p99 against agents and against call rate](performance.png)" in page
+    assert "| genesys | 10 | 1 / 1 | 20 / " in page and "| huawei | 10 | 1 / 1 | 20 / " in page
+    assert "- 20 agents, 20 calls/s, 2 worker(s): exited with 1" in page
+    assert image.read_bytes().startswith(b"\x89PNG")
