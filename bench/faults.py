@@ -58,17 +58,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import platform
 import random
 import re
-import secrets
 import shlex
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -83,12 +80,25 @@ from typing import Any
 import aiohttp
 import httpx
 import psycopg
-import redis
-from psycopg import sql
+
+from deploy.processes import (
+    REDIS_SERVER,
+    WORKER,
+    Database,
+    Processes,
+    answers_async,
+    daphne,
+    desk_env,
+    flush_redis,
+    free_port,
+    redis_answers,
+    voicesim,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
-LOG_TAIL_CHARS = 3000
 START_TIMEOUT_S = 40.0
 STOP_TIMEOUT_S = 15.0
 RECOVERY_LIMIT_S = 2.0  # the invariant: every screen equals the switch this soon after a fault ends
@@ -162,117 +172,9 @@ class StepFailed(Exception):
     """A step of a scenario could not be carried out; the message says which and why."""
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
-
-
-# -- processes ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Processes:
-    """The bench's child processes by role, each incarnation logging to a file of its own."""
-
-    env: dict[str, str]
-    logs: Path
-    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    commands: dict[str, list[str]] = field(default_factory=dict)
-    incarnations: Counter[str] = field(default_factory=Counter)
-    expected_exits: set[int] = field(default_factory=set)
-
-    def start(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
-        self.commands[name] = command
-        self.incarnations[name] += 1
-        with self.log_path(name).open("wb") as out:
-            process = subprocess.Popen(  # noqa: S603 (our own programs and arguments)
-                command, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-        self.running[name] = process
-        return process
-
-    def restart(self, name: str) -> subprocess.Popen[bytes]:
-        return self.start(name, self.commands[name])
-
-    def log_path(self, name: str) -> Path:
-        n = self.incarnations[name]
-        return self.logs / (f"{name}.log" if n <= 1 else f"{name}.{n}.log")
-
-    def log(self, name: str) -> str:
-        path = self.log_path(name)
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def tails(self) -> str:
-        return "\n".join(
-            f"--- {name} (last {LOG_TAIL_CHARS} characters) ---\n{self.log(name)[-LOG_TAIL_CHARS:]}"
-            for name in self.running
-        )
-
-    def manage(self, *args: str, extra_env: dict[str, str] | None = None, seconds: float = 120) -> str:
-        done = subprocess.run(  # noqa: S603 (our own interpreter and arguments)
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env={**self.env, **(extra_env or {})},
-            capture_output=True,
-            text=True,
-            timeout=seconds,
-        )
-        if done.returncode != 0:
-            raise BenchError(f"manage.py {args[0]} failed:\n{done.stdout[-LOG_TAIL_CHARS:]}{done.stderr}")
-        return done.stdout
-
-    def exited(self) -> dict[str, int]:
-        """Processes that ended without the bench ending them: name -> exit code."""
-        return {
-            name: code
-            for name, process in self.running.items()
-            if (code := process.poll()) is not None and process.pid not in self.expected_exits
-        }
-
-    def signal(self, name: str, signum: int) -> subprocess.Popen[bytes]:
-        process = self.running[name]
-        self.expected_exits.add(process.pid)
-        if process.poll() is None:
-            process.send_signal(signum)
-        return process
-
-    def stop(self) -> None:
-        """The desk and the workers first (the workers drain against a live simulator), then the rest."""
-        first = [p for name, p in self.running.items() if name.startswith(("worker", "daphne"))]
-        rest = [p for p in self.running.values() if p not in first]
-        for group in (first, rest):
-            for process in group:
-                self.expected_exits.add(process.pid)
-                if process.poll() is None:
-                    process.terminate()
-            for process in group:
-                try:
-                    process.wait(timeout=STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-
-async def answers(url: str) -> bool:
-    try:
-        async with httpx.AsyncClient(timeout=1) as http:
-            return (await http.get(url)).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def port_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 # -- the page as a browser holds it -------------------------------------------------------------------
@@ -607,19 +509,14 @@ class Run:
 class Campaign:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.database = f"switchboard_faults_{secrets.token_hex(4)}"
+        self.database = Database(f"{POSTGRES}/postgres", "switchboard_faults")
         self.logs = Path(tempfile.mkdtemp(prefix="switchboard-faults-"))
         self.simulator = f"http://127.0.0.1:{free_port()}"
         self.desks_urls = [f"http://127.0.0.1:{free_port()}" for _ in range(args.daphnes)]
         self.private_redis = not args.redis_url
         self.redis_port = free_port() if self.private_redis else 0
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0" if self.private_redis else args.redis_url
-        env = {
-            **os.environ,
-            "DATABASE_URL": f"{POSTGRES}/{self.database}",
-            "REDIS_URL": self.redis_url,
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "SIMULATOR_ENABLED": "0",
+        settings = {
             "SECURE_COOKIES": "0",  # plain HTTP on loopback: cookies marked Secure would never come back
             "VOICE_SESSION_MAX_BACKOFF_SECONDS": "1",
             "VOICE_SESSION_LEASE_SECONDS": str(args.lease_seconds),
@@ -627,8 +524,14 @@ class Campaign:
             "ACTION_RATE_LIMIT": "1000/10",
             "PYTHONUNBUFFERED": "1",
         }
-        env.pop("DJANGO_SETTINGS_MODULE", None)
-        self.procs = Processes(env=env, logs=self.logs)
+        # The campaign prints the processes' logs itself when it fails.
+        self.procs = Processes(
+            desk_env(self.database.url, self.redis_url, settings),
+            self.logs,
+            error=BenchError,
+            tails_in_errors=False,
+            stop_timeout=STOP_TIMEOUT_S,
+        )
         self.tally = Tally()
         self.desks: dict[str, Desk] = {}
         self.control = httpx.AsyncClient(base_url=self.simulator, timeout=10)
@@ -662,100 +565,57 @@ class Campaign:
             await self.control.aclose()
             if self.db is not None:
                 await self.db.close()
-            self.procs.stop()
+            self.procs.end()
             self.drop_storage()
         return self.tally
 
     def create_storage(self) -> None:
-        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
+        self.database.create()
         if self.private_redis:
             self.start_redis()
         else:
-            redis.Redis.from_url(self.redis_url).flushdb()
+            flush_redis(self.redis_url)
 
     def drop_storage(self) -> None:
-        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
-            query = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.database))
-            admin.execute(query)
+        self.database.drop()
         if not self.private_redis:
-            redis.Redis.from_url(self.redis_url).flushdb()
+            flush_redis(self.redis_url)
 
     def start_redis(self) -> None:
-        redis_server = shutil.which("redis-server")
-        if redis_server is None:
+        if REDIS_SERVER is None:
             raise BenchError("redis-server is not installed: install it, or pass --redis-url")
-        command = [redis_server, "--port", str(self.redis_port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no"]
-        self.procs.start("redis", command)
-        deadline = time.monotonic() + 10
-        while not port_answers(self.redis_port):
-            if time.monotonic() > deadline or self.procs.running["redis"].poll() is not None:
-                raise BenchError(f"redis-server did not start:\n{self.procs.log('redis')}")
-            time.sleep(0.05)
-
-    async def wait_until(self, what: str, ready: Callable[[], Awaitable[bool]], seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if exited := self.procs.exited():
-                raise BenchError(f"processes exited while waiting for {what}: {exited}")
-            if await ready():
-                return
-            await asyncio.sleep(0.1)
-        raise BenchError(f"{what} within {seconds:.0f} s")
+        self.procs.spawn_redis("redis", self.redis_port)
 
     async def start(self) -> None:
         started = time.monotonic()
-        python = sys.executable
-        port = self.simulator.rsplit(":", 1)[1]
-        self.procs.start(
-            "voicesim",
-            [
-                python,
-                "manage.py",
-                "voicesim",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                port,
-                "--answer-delay-ms",
-                "0",
-            ],
-        )
+        self.procs.spawn("voicesim", voicesim(int(self.simulator.rsplit(":", 1)[1]), answer_delay_ms=0))
         await asyncio.to_thread(self.procs.manage, "migrate", "--verbosity", "0")
         spec = {"simulator": self.simulator, "agents": [list(vars(a).values()) for a in AGENTS]}
         await asyncio.to_thread(
             self.procs.manage, "shell", "-c", SETUP, extra_env={"BENCH_SPEC": json.dumps(spec)}
         )
-        await self.wait_until(
-            "voicesim answering", lambda: answers(f"{self.simulator}/control/state"), START_TIMEOUT_S
-        )
+        simulator = functools.partial(answers_async, f"{self.simulator}/control/state")
+        await self.procs.wait_until("voicesim to answer", simulator, START_TIMEOUT_S)
         for i, url in enumerate(self.desks_urls):
-            desk_port = url.rsplit(":", 1)[1]
-            command = [python, "-m", "daphne", "-b", "127.0.0.1", "-p", desk_port, "desktop.asgi:application"]
-            self.procs.start(f"daphne-{i + 1}", command)
+            self.procs.spawn(f"daphne-{i + 1}", daphne(int(url.rsplit(":", 1)[1])))
         for name in self.workers:
             await self.start_worker(name, wait=False)
         for url in self.desks_urls:
-            await self.wait_until(
-                "the desk answering", lambda url=url: answers(f"{url}/healthz"), START_TIMEOUT_S
-            )
+            healthz = functools.partial(answers_async, f"{url}/healthz")
+            await self.procs.wait_until(f"the desk on {url} to answer", healthz, START_TIMEOUT_S)
         for name in self.workers:
-            await self.wait_until(f"{name} serving", lambda name=name: self.serving(name), START_TIMEOUT_S)
-        self.db = await psycopg.AsyncConnection.connect(f"{POSTGRES}/{self.database}", autocommit=True)
+            await self.worker_serving(name)
+        self.db = await psycopg.AsyncConnection.connect(self.database.url, autocommit=True)
         print(f"setup: processes up in {time.monotonic() - started:.1f} s; logs in {self.logs}", flush=True)
 
-    async def serving(self, name: str) -> bool:
-        return "Serving channels" in self.procs.log(name)
+    async def worker_serving(self, name: str) -> None:
+        serving = functools.partial(self.procs.serving, name)
+        await self.procs.wait_until(f"{name} to serve", serving, START_TIMEOUT_S)
 
     async def start_worker(self, name: str, *, wait: bool = True) -> None:
-        command = [sys.executable, "manage.py", "runworker", "voice-sessions"]
-        if name in self.procs.commands:
-            self.procs.restart(name)
-        else:
-            self.procs.start(name, command)
+        self.procs.spawn(name, WORKER)
         if wait:
-            await self.wait_until(f"{name} serving", lambda: self.serving(name), START_TIMEOUT_S)
+            await self.worker_serving(name)
 
     async def seat_agents(self) -> None:
         """Each agent signs in to the desk, opens it and logs in to the contact center (Not Ready)."""
@@ -1027,7 +887,7 @@ class Campaign:
             return None, time.monotonic()
         pid = int(str(row[0]).rsplit(":", 2)[-2])
         left = float(row[1] or 0)
-        name = next((n for n in self.workers if self.procs.running[n].pid == pid), None)
+        name = next((n for n in self.workers if self.procs.pid(n) == pid), None)
         return name, time.monotonic() + max(0.0, left)
 
     async def inject(self, run: Run, step: Callable[[], Awaitable[None]] | None) -> float:
@@ -1049,14 +909,14 @@ class Campaign:
         elif fault == "worker_kill":
             name, lease_ends = await self.owner(user)
             name = name or run.rng.choice(self.workers)
-            self.procs.signal(name, signal.SIGKILL).wait()
+            self.procs.send_signal(name, signal.SIGKILL).wait()
             await self.start_worker(name, wait=False)
-            after = lambda: self.wait_until(f"{name} serving", lambda: self.serving(name), START_TIMEOUT_S)  # noqa: E731
+            after = functools.partial(self.worker_serving, name)
             ends = lease_ends
         elif fault == "worker_takeover":
             name, _ = await self.owner(user)
             name = name or run.rng.choice(self.workers)
-            stopped = self.procs.signal(name, signal.SIGTERM)
+            stopped = self.procs.send_signal(name, signal.SIGTERM)
             await asyncio.to_thread(stopped.wait, STOP_TIMEOUT_S)
             ends = time.monotonic()
             self.standby = name
@@ -1066,7 +926,7 @@ class Campaign:
             after = desk.open_socket if fault == "socket_drop" else desk.load
             ends = 0.0
         elif fault == "redis_restart":
-            self.procs.signal("redis", signal.SIGTERM).wait()
+            self.procs.send_signal("redis", signal.SIGTERM).wait()
             down_until = time.monotonic() + REDIS_DOWN_S
 
             async def restart_redis() -> None:
@@ -1161,13 +1021,13 @@ class Campaign:
         while True:
             await asyncio.sleep(0.1)
             for name, code in self.procs.exited().items():
-                self.procs.expected_exits.add(self.procs.running[name].pid)
+                self.procs.accept_exit(name)
                 self.tally.restarts[f"{name.rsplit('-', 1)[0]} exited {code}"] += 1
                 await asyncio.sleep(0.5)
                 if name == "redis":
                     await asyncio.to_thread(self.start_redis)
                 else:
-                    self.procs.restart(name)
+                    self.procs.respawn(name)
 
     async def reopen(self, desk: Desk, *, only_if_closed: bool = False) -> None:
         """The page loaded again (the agent presses reload), as often as it takes, for a while."""
@@ -1187,13 +1047,11 @@ class Campaign:
         self.fault_until = 0.0
         try:
             async with asyncio.timeout(CLEANUP_S * 3):
-                if self.private_redis and not port_answers(self.redis_port):
+                if self.private_redis and not redis_answers(self.redis_url):
                     await asyncio.to_thread(self.start_redis)
                 for name in self.workers:
-                    if not await self.serving(name):
-                        await self.wait_until(
-                            f"{name} serving", lambda name=name: self.serving(name), START_TIMEOUT_S
-                        )
+                    if not self.procs.serving(name):
+                        await self.worker_serving(name)
                 for _ in range(5):
                     state = await self.switch_state()
                     if not state["calls"]:

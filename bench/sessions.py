@@ -50,7 +50,6 @@ import random
 import re
 import secrets
 import shlex
-import socket
 import string
 import subprocess
 import sys
@@ -65,14 +64,26 @@ from typing import Any
 import aiohttp
 import httpx
 import psycopg
-import redis
 import redis.asyncio as aioredis
 from aiocometd_noloop import Client, ConnectionType, Extension
-from psycopg import sql
 
-from simulator.switch import INTERNAL_RANGES, SEEDED_DIRECTORY
+from deploy.processes import (
+    DESK_PROCESSES,
+    WORKER,
+    Database,
+    Processes,
+    answers_async,
+    daphne,
+    desk_env,
+    flush_redis,
+    free_port,
+    voicesim,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
+
+from simulator.switch import INTERNAL_RANGES, SEEDED_DIRECTORY  # noqa: E402
+
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
 GENESYS, HUAWEI = "genesys", "huawei"
 VENDORS = {"genesys": (GENESYS,), "huawei": (HUAWEI,), "both": (GENESYS, HUAWEI)}
@@ -158,71 +169,6 @@ class BenchError(Exception):
 # -- processes ----------------------------------------------------------------------------------
 
 
-@dataclass
-class Processes:
-    """The bench's child processes, each logging to its own file (a restarted one appends to it)."""
-
-    env: dict[str, str]
-    logs: Path
-    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        with (self.logs / f"{name}.log").open("ab") as out:
-            process = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
-                [sys.executable, *args], cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-        self.running[name] = process
-        return process
-
-    def manage(self, *args: str, extra_env: dict[str, str] | None = None, seconds: float = 120) -> str:
-        done = subprocess.run(  # noqa: S603 (our own interpreter and arguments)
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env={**self.env, **(extra_env or {})},
-            capture_output=True,
-            text=True,
-            timeout=seconds,
-        )
-        if done.returncode != 0:
-            raise BenchError(f"manage.py {args[0]} failed:\n{done.stdout[-LOG_TAIL_CHARS:]}{done.stderr}")
-        return done.stdout
-
-    def log(self, name: str) -> str:
-        path = self.logs / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def tails(self) -> str:
-        return "\n".join(
-            f"--- {name} (last {LOG_TAIL_CHARS} characters) ---\n{self.log(name)[-LOG_TAIL_CHARS:]}"
-            for name in self.running
-        )
-
-    def check(self) -> None:
-        exited = {name: p.returncode for name, p in self.running.items() if p.poll() is not None}
-        if exited:
-            raise BenchError(f"processes exited: {exited}")
-
-    def stop(self, names: Iterable[str] | None = None) -> None:
-        """The desk first, so the workers drain their sessions against a live simulator; then the rest.
-        With ``names``, only those processes (both groups' order kept)."""
-        chosen = set(self.running if names is None else names)
-        desk = [p for name, p in self.running.items() if name in chosen and name.startswith(DESK_PROCESSES)]
-        rest = [p for name, p in self.running.items() if name in chosen and p not in desk]
-        for group in (desk, rest):
-            for process in group:
-                if process.poll() is None:
-                    process.terminate()
-            for process in group:
-                try:
-                    process.wait(timeout=STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-
-DESK_PROCESSES = ("worker", "daphne")
-
-
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -234,32 +180,6 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def wait_until(
-    what: str, ready: Callable[[], Awaitable[bool]], seconds: float, procs: Processes
-) -> None:
-    """Polls ``ready`` every 0.1 s for at most ``seconds``; fails at once when a process has exited."""
-    for _ in range(max(1, int(seconds * 10))):
-        procs.check()
-        if await ready():
-            return
-        await asyncio.sleep(0.1)
-    raise BenchError(f"{what} within {seconds:.0f} s")
-
-
-async def answers(url: str) -> bool:
-    try:
-        async with httpx.AsyncClient(timeout=1) as http:
-            return (await http.get(url)).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def cancel(tasks: list[asyncio.Task[None]], what: str) -> None:
@@ -903,20 +823,20 @@ class Bench:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.database = f"switchboard_bench_{secrets.token_hex(4)}"
+        self.database = Database(f"{POSTGRES}/postgres", "switchboard_bench")
         self.redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
         self.simulator = f"http://127.0.0.1:{free_port()}"
         self.desks = [f"http://127.0.0.1:{free_port()}" for _ in range(args.daphnes)]
-        env = {
-            **os.environ,
-            "DATABASE_URL": f"{POSTGRES}/{self.database}",
-            "REDIS_URL": self.redis_url,
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "SIMULATOR_ENABLED": "0",
-            "SECURE_COOKIES": "0",  # plain HTTP on loopback
-        }
-        env.pop("DJANGO_SETTINGS_MODULE", None)
-        self.procs = Processes(env=env, logs=Path(tempfile.mkdtemp(prefix="switchboard-bench-")))
+        env = desk_env(self.database.url, self.redis_url, {"SECURE_COOKIES": "0"})  # plain HTTP on loopback
+        # The bench prints the processes' logs itself when it fails.
+        self.procs = Processes(
+            env,
+            Path(tempfile.mkdtemp(prefix="switchboard-bench-")),
+            error=BenchError,
+            tails_in_errors=False,
+            stop_timeout=STOP_TIMEOUT_S,
+            tail_chars=LOG_TAIL_CHARS,
+        )
         self.rng = random.Random(args.seed)  # noqa: S311 (which agent gets a call, not a secret)
         self.password = "bench-" + secrets.token_hex(4)
         self.vendors = VENDORS[args.vendor]
@@ -926,7 +846,6 @@ class Bench:
         self.sample = self.by_vendor.get(GENESYS, [])[: args.bare_sample]
         self.daphnes: list[subprocess.Popen[bytes]] = []
         self.workers: list[subprocess.Popen[bytes]] = []
-        self.worker_starts = 1
         self.serving_at = self.connected_at = 0.0
         self.figures = Figures(agents=len(self.agents), workers=args.workers, daphnes=args.daphnes)
         self.figures.rate_asked = args.rate
@@ -964,39 +883,28 @@ class Bench:
             await self.start()
             await self.measure()
         finally:
-            self.procs.stop()
+            self.procs.end()
             self.drop_storage()
         return self.figures
 
     def create_storage(self) -> None:
-        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
-        redis.Redis.from_url(self.redis_url).flushdb()
+        self.database.create()
+        flush_redis(self.redis_url)
 
     def drop_storage(self) -> None:
-        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
-            query = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.database))
-            admin.execute(query)
-        redis.Redis.from_url(self.redis_url).flushdb()
+        self.database.drop()
+        flush_redis(self.redis_url)
 
     async def start(self) -> None:
         started = time.monotonic()
-        port = self.simulator.rsplit(":", 1)[1]
-        simulator = ["voicesim", "--host", "127.0.0.1", "--port", port, "--answer-delay-ms", "0"]
-        self.procs.start("voicesim", "manage.py", *simulator)
+        self.procs.spawn("voicesim", voicesim(int(self.simulator.rsplit(":", 1)[1]), answer_delay_ms=0))
         await asyncio.to_thread(self.procs.manage, "migrate", "--verbosity", "0")
         # The desk's processes start while the agents are added: they need none to start.
         for i, desk in enumerate(self.desks, 1):
-            port = desk.rsplit(":", 1)[1]
-            self.daphnes.append(
-                self.procs.start(
-                    f"daphne-{i}", "-m", "daphne", "-b", "127.0.0.1", "-p", port, "desktop.asgi:application"
-                )
-            )
+            self.daphnes.append(self.procs.spawn(f"daphne-{i}", daphne(int(desk.rsplit(":", 1)[1]))))
         self.start_workers()
-        await wait_until(
-            "voicesim answering", lambda: answers(f"{self.simulator}/control/state"), 30, self.procs
-        )
+        simulator = functools.partial(answers_async, f"{self.simulator}/control/state")
+        await self.procs.wait_until("voicesim to answer", simulator, 30)
         async with httpx.AsyncClient(base_url=self.simulator, timeout=10) as control:
             # Calls ring until the run ends: one notification per call, and no timeouts meanwhile.
             (await control.put("/control/settings", json={"ringing_timeout_ms": 600_000})).raise_for_status()
@@ -1016,7 +924,7 @@ class Bench:
         spec: dict[str, Any] = {"simulator": self.simulator, "password": self.password}
         spec["agents"] = [[a.username, a.login, a.dn, a.vendor] for a in self.agents]
         output = await asyncio.to_thread(
-            self.procs.manage, "shell", "-c", SETUP, extra_env={"BENCH_SPEC": json.dumps(spec)}, seconds=300
+            self.procs.manage, "shell", "-c", SETUP, extra_env={"BENCH_SPEC": json.dumps(spec)}, timeout=300
         )
         line = next((ln for ln in output.splitlines() if ln.startswith("BENCH-SESSIONS ")), None)
         if line is None:
@@ -1025,8 +933,8 @@ class Bench:
         for agent in self.agents:
             agent.session_key = keys[agent.username]
         for desk in self.desks:
-            healthz = functools.partial(answers, f"{desk}/healthz")
-            await wait_until(f"the desk on {desk} healthy", healthz, START_TIMEOUT_S, self.procs)
+            healthz = functools.partial(answers_async, f"{desk}/healthz")
+            await self.procs.wait_until(f"the desk on {desk} to be healthy", healthz, START_TIMEOUT_S)
         await self.workers_serving()
         print(
             f"setup: {len(self.agents)} agents at the desk, {len(self.bare_only)} of the bare pollers' own; "
@@ -1035,19 +943,13 @@ class Bench:
         )
 
     def start_workers(self) -> None:
-        self.workers = [
-            self.procs.start(f"worker-{i}", "manage.py", "runworker", "voice-sessions")
-            for i in range(1, self.args.workers + 1)
-        ]
+        self.workers = [self.procs.spawn(f"worker-{i}", WORKER) for i in range(1, self.args.workers + 1)]
 
     async def workers_serving(self) -> None:
-        """Until every worker's log says it serves (this start's line); notes when."""
+        """Until every worker's log says it serves (this start's log); notes when."""
         for i in range(1, self.args.workers + 1):
-
-            async def serving(name: str = f"worker-{i}") -> bool:
-                return self.procs.log(name).count("Serving channels") >= self.worker_starts
-
-            await wait_until(f"worker-{i} serving", serving, START_TIMEOUT_S, self.procs)
+            serving = functools.partial(self.procs.serving, f"worker-{i}")
+            await self.procs.wait_until(f"worker-{i} to serve", serving, START_TIMEOUT_S)
         self.serving_at = time.monotonic()
 
     def rss(self, processes: list[subprocess.Popen[bytes]]) -> int:
@@ -1130,7 +1032,7 @@ class Bench:
         agents = [a for a in state.get("agents", []) if a.get("login") in names]
         on_switch = sum(1 for a in agents if a.get("loggedIn"))
         query = "SELECT connection, agent_state, count(*) FROM calls_agentlogin GROUP BY 1, 2 ORDER BY 1, 2"
-        with psycopg.connect(f"{POSTGRES}/{self.database}") as db:
+        with psycopg.connect(self.database.url) as db:
             rows = db.execute(query).fetchall()
         desk = ", ".join(f"{connection}/{agent_state}: {count}" for connection, agent_state, count in rows)
         return f"simulator: {on_switch} of {len(agents)} agents logged in; desk database: {desk}"
@@ -1209,7 +1111,7 @@ class Bench:
             )
 
         with contextlib.suppress(BenchError):  # what did not arrive is counted as missing
-            await wait_until("every fragment", arrived, ARRIVAL_TIMEOUT_S, self.procs)
+            await self.procs.wait_until("every fragment", arrived, ARRIVAL_TIMEOUT_S)
         missing = sum(1 for call_id in desk_ids if call_id not in sockets.arrivals)
         phase = Phase(f"{len(fired)} calls", time.monotonic() - started, missing, watch.take_peak())
         self.figures.phases.append(phase)
@@ -1249,7 +1151,7 @@ class Bench:
 
             profilers = self.start_profilers(duration=plan[-1].at + 3)
             try:
-                before = {name: cpu_seconds(p.pid) for name, p in self.procs.running.items()}
+                before = {name: cpu_seconds(p.pid) for name, p in self.procs.processes.items()}
                 before["bench"] = time.process_time()
                 start = time.perf_counter()
                 placing = []
@@ -1260,7 +1162,7 @@ class Bench:
                     placing.append(asyncio.create_task(place(i, call)))
                 await asyncio.gather(*placing)
                 await asyncio.sleep(1)  # the last fragments
-                cpu = {name: cpu_seconds(p.pid) - before[name] for name, p in self.procs.running.items()}
+                cpu = {name: cpu_seconds(p.pid) - before[name] for name, p in self.procs.processes.items()}
                 self.figures.cpu = {**cpu, "bench": time.process_time() - before["bench"]}
                 for profiler in profilers:
                     await asyncio.to_thread(profiler.wait, 60)
@@ -1281,7 +1183,7 @@ class Bench:
         if not self.args.py_spy:
             return []
         started = []
-        for name, process in self.procs.running.items():
+        for name, process in self.procs.processes.items():
             if not name.startswith(DESK_PROCESSES):
                 continue
             output = self.procs.logs / f"{name}.py-spy.txt"
@@ -1305,20 +1207,15 @@ class Bench:
             if agent.username:
                 await sockets.until_card(agent, call_id, "Ringing")
             else:
-                await wait_until(
-                    f"{agent.login}'s poller seeing {call_id}",
-                    lambda: self._arrived(pollers.arrivals, call_id),
+                await self.procs.wait_until(
+                    f"{agent.login}'s poller to see {call_id}",
+                    lambda: call_id in pollers.arrivals,
                     STEP_TIMEOUT_S,
-                    self.procs,
                 )
             (await control.post(f"/control/parties/{agent.dn}/answer")).raise_for_status()
         if agent.username:
             await sockets.until_card(agent, call_id, "Established")
         return call_id
-
-    @staticmethod
-    async def _arrived(arrivals: dict[str, float], call_id: str) -> bool:
-        return call_id in arrivals
 
     async def hang_up(self, agents: Iterable[Agent]) -> None:
         """Every call on these agents' phones ends (their own phone hangs up)."""
@@ -1452,14 +1349,13 @@ class Bench:
         """Every worker stopped (it drains) and started again, the desktop sockets left open; the time
         from the new processes' start until every page says connected and has been sent its agent
         state bar again (the session's resync)."""
-        self.procs.stop(name for name in self.procs.running if name.startswith("worker"))
+        self.procs.end(name for name in self.procs.processes if name.startswith("worker"))
         await asyncio.sleep(1)  # what the old workers pushed as they drained has reached the pages
         for agent in self.agents:
             agent.connected.clear()
             agent.state_shown.clear()
         watch.take_peak()
         started = time.monotonic()
-        self.worker_starts += 1
         self.start_workers()
         serving = asyncio.create_task(self.workers_serving())
         connected = asyncio.create_task(self.all_connected())

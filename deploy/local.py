@@ -21,7 +21,6 @@ import functools
 import ipaddress
 import os
 import re
-import secrets
 import shutil
 import signal
 import ssl
@@ -29,29 +28,36 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-import httpx
-import psycopg
 import redis
 from cryptography import x509
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from psycopg import sql
 
-ROOT = Path(__file__).resolve().parent.parent
+from deploy.processes import (
+    WORKER,
+    Database,
+    ProcessError,
+    Processes,
+    answers,
+    daphne,
+    desk_env,
+    flush_redis,
+    voicesim,
+)
+
 TEMPLATE = Path(__file__).resolve().parent / "nginx.conf"
 NGINX = Path("/usr/sbin/nginx")
 MIME_TYPES = Path("/etc/nginx/mime.types")
 START_TIMEOUT_S = 40.0
 SETUP_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
-LOG_TAIL_CHARS = 3000
 PLACEHOLDER = re.compile(r"\$\{(SWITCHBOARD_[A-Z0-9_]+)\}")
 
 # The desk users and their logins, on the standalone simulator's two dialects (run by `manage.py shell`).
@@ -102,7 +108,7 @@ http {{
 """
 
 
-class DeploymentError(Exception):
+class DeploymentError(ProcessError):
     """The deployment could not start, or one of its processes ended; the message says why."""
 
 
@@ -155,7 +161,7 @@ def self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[P
     return certificate_path, key_path
 
 
-class LocalDeployment:
+class LocalDeployment(Processes):
     """The production shape on loopback, as one object: ``start()`` brings every part up (or, failing,
     takes down what it started), ``stop()`` takes everything down again, whatever state it is in.
 
@@ -173,38 +179,39 @@ class LocalDeployment:
         answer_delay_ms: int | None = None,
         settings: Mapping[str, str] | None = None,
     ) -> None:
-        self.postgres_url = postgres_url
         self.redis_url = redis_url
         self.ports = ports or Ports()
         self.answer_delay_ms = answer_delay_ms
-        self.database = f"switchboard_local_{secrets.token_hex(4)}"
-        self.database_url = f"{postgres_url.rsplit('/', 1)[0]}/{self.database}"
+        self.database = Database(postgres_url, "switchboard_local")
+        self.database_url = self.database.url
         self.url = f"https://127.0.0.1:{self.ports.https}"
         self.simulator_url = f"http://127.0.0.1:{self.ports.simulator}"
         self.desk_urls = [f"http://127.0.0.1:{port}" for port in self.ports.desks]
         self.worker_metrics_urls = [f"http://127.0.0.1:{port}/metrics" for port in self.ports.worker_metrics]
         self.work = Path(tempfile.mkdtemp(prefix="switchboard-local-"))
         self.certificate = self.work / "tls-certificate.pem"
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self.signalled: set[str] = set()
-        self._database_created = False
         self._redis_claimed = False
-        env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
-        self.env = {
-            **env,
-            "DATABASE_URL": self.database_url,
-            "REDIS_URL": redis_url,
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-            "SIMULATOR_ENABLED": "0",
-            "BEHIND_TLS_PROXY": "1",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "STATIC_ROOT": str(self.work / "static"),
-            "LOG_FORMAT": "json",
-            "VOICE_SESSION_LEASE_SECONDS": str(lease_seconds),
-            "PYTHONUNBUFFERED": "1",
-            **(settings or {}),
-        }
+        env = desk_env(
+            self.database_url,
+            redis_url,
+            {
+                "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+                "BEHIND_TLS_PROXY": "1",
+                "ALLOWED_HOSTS": "127.0.0.1,localhost",
+                "STATIC_ROOT": str(self.work / "static"),
+                "LOG_FORMAT": "json",
+                "VOICE_SESSION_LEASE_SECONDS": str(lease_seconds),
+                "PYTHONUNBUFFERED": "1",
+                **(settings or {}),
+            },
+        )
+        super().__init__(
+            env,
+            self.work / "logs",
+            error=DeploymentError,
+            stop_timeout=STOP_TIMEOUT_S,
+            extra_logs=["nginx-error"],
+        )
 
     # -- starting ---------------------------------------------------------------------------------------
 
@@ -219,36 +226,34 @@ class LocalDeployment:
         try:
             if not NGINX.exists():
                 raise DeploymentError(f"{NGINX} is missing: apt-get install nginx")
-            (self.work / "logs").mkdir()
             (self.work / "nginx-temp").mkdir()
             self._claim_storage()
-            self._start_simulator()
-            self.manage("migrate", "--noinput", "--verbosity", "0")
-            self.manage("collectstatic", "--noinput", "--verbosity", "0")
-            self.manage("shell", "-c", SEED, extra_env={"SWITCHBOARD_SIMULATOR": self.simulator_url})
-            self.wait_for("the simulator to answer", lambda: answers(f"{self.simulator_url}/control/state"))
+            self.spawn("voicesim", voicesim(self.ports.simulator, self.answer_delay_ms))
+            self.manage("migrate", "--noinput", "--verbosity", "0", timeout=SETUP_TIMEOUT_S)
+            self.manage("collectstatic", "--noinput", "--verbosity", "0", timeout=SETUP_TIMEOUT_S)
+            seed_env = {"SWITCHBOARD_SIMULATOR": self.simulator_url}
+            self.manage("shell", "-c", SEED, extra_env=seed_env, timeout=SETUP_TIMEOUT_S)
+            simulator = functools.partial(answers, f"{self.simulator_url}/control/state")
+            self.wait_for("the simulator to answer", simulator, START_TIMEOUT_S)
             command = self._configure_nginx()
             for number, port in enumerate(self.ports.desks, 1):
-                daphne = ["-m", "daphne", "-v", "0", "--proxy-headers", "-b", "127.0.0.1", "-p", str(port)]
-                self.spawn(f"daphne-{number}", [sys.executable, *daphne, "desktop.asgi:application"])
+                self.spawn(f"daphne-{number}", daphne(port, "-v", "0", "--proxy-headers"))
             for number, port in enumerate(self.ports.worker_metrics, 1):
-                worker = [sys.executable, "manage.py", "runworker", "voice-sessions"]
-                self.spawn(f"worker-{number}", worker, extra_env={"METRICS_PORT": str(port)})
+                self.spawn(f"worker-{number}", WORKER, extra_env={"METRICS_PORT": str(port)})
             self.spawn("nginx", command)
             for number, url in enumerate(self.desk_urls, 1):
-                self.wait_for(f"daphne-{number} to be healthy", functools.partial(answers, f"{url}/healthz"))
+                healthy = functools.partial(answers, f"{url}/healthz")
+                self.wait_for(f"daphne-{number} to be healthy", healthy, START_TIMEOUT_S)
             for name in [name for name in self.processes if name.startswith("worker")]:
-                self.wait_for(f"{name} to serve", functools.partial(self.serving, name))
+                self.wait_for(f"{name} to serve", functools.partial(self.serving, name), START_TIMEOUT_S)
             healthz = functools.partial(answers, f"{self.url}/healthz", self.tls_context())
-            self.wait_for("nginx to pass /healthz on", healthz)
+            self.wait_for("nginx to pass /healthz on", healthz, START_TIMEOUT_S)
         except BaseException:
             self.stop()
             raise
 
     def _claim_storage(self) -> None:
-        with psycopg.connect(self.postgres_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
-        self._database_created = True
+        self.database.create()
         keys = redis.Redis.from_url(self.redis_url).dbsize()
         if keys:
             raise DeploymentError(
@@ -256,13 +261,6 @@ class LocalDeployment:
                 "empties it when it stops), or empty this one with `redis-cli -n <index> flushdb`"
             )
         self._redis_claimed = True
-
-    def _start_simulator(self) -> None:
-        command = [sys.executable, "manage.py", "voicesim", "--host", "127.0.0.1"]
-        command += ["--port", str(self.ports.simulator)]
-        if self.answer_delay_ms is not None:
-            command += ["--answer-delay-ms", str(self.answer_delay_ms)]
-        self.spawn("voicesim", command)
 
     def _configure_nginx(self) -> list[str]:
         """Writes the certificate, the site rendered from deploy/nginx.conf and a main configuration
@@ -295,90 +293,9 @@ class LocalDeployment:
             raise DeploymentError(f"nginx -t refused the configuration:\n{checked.stderr}")
         return [*command, "-g", "daemon off;"]
 
-    # -- the processes ------------------------------------------------------------------------------------
-
-    def spawn(
-        self, name: str, command: list[str], extra_env: Mapping[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
-        """Starts ``command`` in the project folder, its output in ``logs/<name>.log``. In a session of
-        its own: Ctrl-C in the terminal reaches the launcher alone, which stops everything in order."""
-        with self.log_path(name).open("wb") as output:
-            process = subprocess.Popen(  # noqa: S603 (our own programs and arguments)
-                command,
-                cwd=ROOT,
-                env={**self.env, **(extra_env or {})},
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.processes[name] = process
-        return process
-
-    def manage(self, *args: str, extra_env: Mapping[str, str] | None = None) -> str:
-        """Runs a management command against the deployment to its end; its output."""
-        done = subprocess.run(  # noqa: S603 (our own interpreter and arguments)
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env={**self.env, **(extra_env or {})},
-            capture_output=True,
-            text=True,
-            timeout=SETUP_TIMEOUT_S,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise DeploymentError(f"manage.py {args[0]} failed:\n{done.stdout}{done.stderr}")
-        return done.stdout
-
-    def wait_for(self, what: str, ready: Callable[[], bool], timeout: float = START_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if exited := self.exited():
-                raise DeploymentError(f"{', '.join(exited)} ended while waiting for {what}:\n{self.tails()}")
-            if ready():
-                return
-            time.sleep(0.1)
-        raise DeploymentError(f"no {what} within {timeout:.0f} s:\n{self.tails()}")
-
-    def serving(self, name: str) -> bool:
-        """Whether the worker ``name`` listens on its channel (runworker says so once it does)."""
-        return "Serving channels" in self.log(name)
-
-    def exited(self) -> dict[str, int]:
-        """Processes that ended without being told to: name -> exit code."""
-        return {
-            name: code
-            for name, process in self.processes.items()
-            if name not in self.signalled and (code := process.poll()) is not None
-        }
-
-    def pid(self, name: str) -> int:
-        return self.processes[name].pid
-
-    def kill(self, name: str, signum: int = signal.SIGKILL) -> None:
-        """Sends ``signum`` to one process (a worker failover, say) and waits until it has ended."""
-        self.signalled.add(name)
-        process = self.processes[name]
-        if process.poll() is None:
-            process.send_signal(signum)
-        process.wait(timeout=STOP_TIMEOUT_S)
-
     def tls_context(self) -> ssl.SSLContext:
         """A client TLS context that trusts the deployment's own certificate, and verifies it."""
         return ssl.create_default_context(cafile=str(self.certificate))
-
-    def log_path(self, name: str) -> Path:
-        return self.work / "logs" / f"{name}.log"
-
-    def log(self, name: str) -> str:
-        path = self.log_path(name)
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def tails(self) -> str:
-        names = [*self.processes, "nginx-error"]
-        return "\n".join(
-            f"--- {name} (last {LOG_TAIL_CHARS} characters) ---\n{self.log(name)[-LOG_TAIL_CHARS:]}"
-            for name in names
-        )
 
     # -- stopping -----------------------------------------------------------------------------------------
 
@@ -387,37 +304,17 @@ class LocalDeployment:
         hand their leases back), then the simulator and nginx; then the database, the Redis index and
         the work folder. Safe to call more than once, and after a failed start."""
         try:
-            first = [name for name in self.processes if name.startswith(("daphne", "worker"))]
-            rest = [name for name in self.processes if name not in first]
-            for group in (first, rest):
-                self._end(group)
+            self.end()
         finally:
             try:
-                if self._database_created:
-                    with psycopg.connect(self.postgres_url, autocommit=True) as admin:
-                        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                        admin.execute(drop.format(sql.Identifier(self.database)))
-                    self._database_created = False
+                self.database.drop()
             finally:
                 try:
                     if self._redis_claimed:
-                        redis.Redis.from_url(self.redis_url).flushdb()
+                        flush_redis(self.redis_url)
                         self._redis_claimed = False
                 finally:
                     shutil.rmtree(self.work, ignore_errors=True)
-
-    def _end(self, names: list[str]) -> None:
-        processes = [self.processes[name] for name in names]
-        self.signalled.update(names)
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
     def __enter__(self) -> LocalDeployment:
         self.start()
@@ -427,14 +324,6 @@ class LocalDeployment:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def answers(url: str, context: ssl.SSLContext | None = None) -> bool:
-    """Whether ``url`` answers 200 within a second."""
-    try:
-        return httpx.get(url, timeout=1, verify=context or True).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

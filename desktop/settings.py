@@ -277,15 +277,6 @@ MISSED_CALL_RING_SECONDS = float(ENV.get("MISSED_CALL_RING_SECONDS", "8"))
 def caches_from_env(env: Mapping[str, str]) -> dict[str, Any]:
     """Redis when REDIS_URL is set (rate limits shared by every process), else this process's memory."""
     redis_url = env.get("REDIS_URL")
-    if redis_url and env.get("CHANNEL_LAYER", "redis") == "pubsub":
-        # Redis pub/sub: a group send is one PUBLISH whatever the group's size, and nothing is
-        # queued for a process that is not listening (a push to a page not open is simply lost).
-        return {
-            "default": {
-                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-                "CONFIG": {"hosts": [{"address": redis_url}]},
-            }
-        }
     if redis_url:
         return {
             "default": {

@@ -1,6 +1,8 @@
 """Fixtures shared by every test: the browser, the simulator over loopback, voice servers and agents on
 it, the session worker on the test's loop, Redis and PostgreSQL; and a cache and channel layer of each
-test's own. The helpers they are built on are in ``tests/desk.py`` and ``tests/servers.py``."""
+test's own; for the multi-process tests, a database and a Redis index of the test's own and the desk's
+production shape. The helpers they are built on are in ``tests/desk.py``, ``tests/servers.py`` and
+``tests/stack.py``."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -16,6 +19,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
+from deploy.processes import Database
 from tests.servers import free_port, serving
 
 # The fixtures below import the desk's code when they run, not here: the simulator's own tests see this
@@ -23,9 +27,11 @@ from tests.servers import free_port, serving
 if TYPE_CHECKING:
     from calls.models import AgentLogin, VoiceServer
     from tests.desk import RunningWorker
+    from tests.stack import Stack
 
 CHROMIUM = "/usr/bin/chromium"
 SIMULATOR_START_TIMEOUT_S = 20.0
+STACK_REDIS_INDEX = 14  # the multi-process tests' layer; test_runworker's workers use 15
 
 
 @pytest.fixture(scope="session")
@@ -104,6 +110,36 @@ def redis_url() -> str:
 def postgres_url() -> str:
     _require_service("PostgreSQL", "127.0.0.1", 5432)
     return "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def database_url(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL database of this test's own, dropped at the end whoever still holds it."""
+    database = Database(postgres_url, "switchboard_mp")
+    database.create()
+    try:
+        yield database.url
+    finally:
+        database.drop()
+
+
+@pytest.fixture
+def layer_url(redis_url: str) -> Iterator[str]:
+    """A Redis database index of this test's own, empty before and after: the processes' channel layer."""
+    from tests.stack import redis_index
+
+    with redis_index(redis_url, STACK_REDIS_INDEX) as url:
+        yield url
+
+
+@pytest.fixture
+def stack(database_url: str, layer_url: str, tmp_path: Path) -> Iterator[Stack]:
+    """The desk's production shape (``tests/stack.py``): voicesim, daphne and the worker, each its own
+    process, with agent1 on the database; all stopped at the end."""
+    from tests.stack import production_stack
+
+    with production_stack(database_url, layer_url, tmp_path) as running:
+        yield running
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -18,13 +18,13 @@ import aiohttp
 import httpx
 import psycopg
 import pytest
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.local import NGINX, LocalDeployment, Ports
+from deploy.processes import flush_redis
 from tests.desk import card, control
 from tests.servers import free_port
-from tests.test_multiprocess import DeskSocket, deleted, log_in, post
+from tests.stack import log_in, logged_in_socket, seed_002
 
 pytestmark = pytest.mark.multiprocess
 
@@ -35,7 +35,6 @@ LEASE_SECONDS = 3.0
 TAKEOVER_TIMEOUT_S = LEASE_SECONDS + 20.0
 HISTORY_TIMEOUT_S = 10.0
 TEST_TIMEOUT_S = 150.0
-CONNECTED = r'id="connection"[^>]*data-status="connected"'
 
 
 def test_the_settings_example_names_every_variable_the_settings_read() -> None:
@@ -59,7 +58,7 @@ def deployment(postgres_url: str, redis_url: str) -> Iterator[LocalDeployment]:
             pytest.fail(f"{reason}: CI must provide it, see .ci/run")
         pytest.skip(reason)
     layer = f"{redis_url.rsplit('/', 1)[0]}/{LAYER_DB}"
-    redis.Redis.from_url(layer).flushdb()
+    flush_redis(layer)
     ports = Ports(
         https=free_port(),
         desks=(free_port(), free_port()),
@@ -207,31 +206,8 @@ async def test_an_agent_runs_seed_002_through_nginx_and_a_killed_worker_hands_th
 ) -> None:
     async with asyncio.timeout(TEST_TIMEOUT_S):
         await log_in(agent, "agent1", "agent1")
-        async with agent.ws_connect("/ws/desktop/", origin=deployment.url) as ws:
-            desk = DeskSocket(ws)
-            await desk.until(CONNECTED)
-            await post(agent, "/agent/", operation="Login")
-            await desk.until(r'id="agent-state"[^>]*data-state="NotReady"')
-
-            # Seed 002: a call to agent1, answered, a consultation with 5001, the transfer completed.
-            placed = await control(
-                deployment.simulator_url, "POST", "/control/calls", {"from": "5000", "to": "5005"}
-            )
-            call_id = placed["id"]
-            ringing = await desk.until(card(call_id, "Ringing"))
-            assert 'data-operation="Answer"' in ringing
-            await post(agent, f"/calls/{call_id}/", operation="Answer")
-            await desk.until(card(call_id, "Established"))
-            await post(agent, f"/calls/{call_id}/", operation="InitiateTransfer", destination="5001")
-            await desk.until(card(call_id, "Held"))
-            consult = await desk.until(r'<article id="call-[^"]+"[^>]*data-state="Dialing"')
-            found = re.search(r'<article id="call-([^"]+)"', consult)
-            assert found
-            consult_id = found.group(1)
-            assert f'data-parent="{call_id}"' in consult and 'data-operation="CompleteTransfer"' in consult
-            await post(agent, f"/calls/{consult_id}/", operation="CompleteTransfer")
-            await desk.until(deleted(call_id))
-            await desk.until(deleted(consult_id))
+        async with logged_in_socket(agent, deployment.url) as desk:
+            call_id, consult_id = await seed_002(deployment.simulator_url, agent, desk)
             outcomes = await history_outcomes(agent, [call_id, consult_id])
             assert outcomes == {call_id: "transferred", consult_id: "transferred"}
 

@@ -25,7 +25,7 @@ from desktop import views
 from desktop.asgi import PrefixMount, build_http_app, django_asgi_app
 from desktop.management.commands.rundesk import Command as RundeskCommand
 from desktop.management.commands.rundesk import start_session_workers
-from desktop.settings import channel_layers_from_env, databases_from_env, env_bool
+from desktop.settings import caches_from_env, channel_layers_from_env, databases_from_env, env_bool
 from tests.servers import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,6 +189,8 @@ def test_settings_pick_redis_pub_sub_when_asked() -> None:
 
     assert layers["default"]["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
     assert layers["default"]["CONFIG"]["hosts"] == [{"address": "redis://redis.example:6379/2"}]
+    cache = caches_from_env({"REDIS_URL": "redis://redis.example:6379/2", "CHANNEL_LAYER": "pubsub"})
+    assert cache["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 
 
 def test_settings_use_the_in_memory_layer_without_redis_url() -> None:

@@ -196,7 +196,6 @@ def test_a_lead_without_an_agent_login_sees_the_board_but_no_controls(
     assert _controls(row, "supervise") == [] and "You need an agent login of your own to act." in row
 
 
-@pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_a_members_change_is_pushed_to_each_lead_of_each_of_their_teams_and_no_other_board(
     agent1: AgentLogin, agent2: AgentLogin, lead1: AgentLogin
@@ -313,14 +312,34 @@ def _audit(user_id: int) -> list[tuple[str, str, str]]:
     return [(row.action, row.detail, row.result) for row in rows]
 
 
-@pytest.mark.asyncio
+async def _team_at_desks(
+    name: str, lead: AgentLogin, members: list[AgentLogin]
+) -> tuple[Team, Desk, list[Desk]]:
+    """The team ``name`` of ``members`` led by ``lead``; each member, then the lead, at the desk and
+    logged in to the contact center. The team, the lead's desk and the members' desks."""
+    team = await sync_to_async(make_team)(name, [lead], members)
+    desks = [await ready_desk(member) for member in members]
+    return team, await ready_desk(lead), desks
+
+
+async def _set_ready_not_ready_and_logged_out(
+    lead: AgentLogin, team: Team, member: AgentLogin, desk: Desk, reason: str, shown: str
+) -> None:
+    """The lead sets the member Ready, then Not ready with ``reason``, then logs them out; the member's
+    page shows each state in turn, Not ready with ``shown`` as its reason."""
+    await supervision.set_member_state(lead.user, team.pk, member.pk, "Ready")
+    await desk.until(r'id="agent-state"[^>]*data-state="Ready"')
+    await supervision.set_member_state(lead.user, team.pk, member.pk, "NotReady", reason)
+    await desk.until(rf'id="agent-state"[^>]*data-state="NotReady"[^>]*data-reason="{shown}"')
+    await supervision.set_member_state(lead.user, team.pk, member.pk, "Logout")
+    await desk.until(r'id="agent-state"[^>]*data-state="LoggedOut"')
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_a_genesys_lead_listens_switches_to_barge_in_and_stops_with_the_board_following(
     simulator: str, agent1: AgentLogin, lead1: AgentLogin, worker: RunningWorker
 ) -> None:
-    team = await sync_to_async(make_team)("Sales", [lead1], [agent1])
-    agent = await ready_desk(agent1)
-    lead = await ready_desk(lead1)
+    team, lead, (agent,) = await _team_at_desks("Sales", lead1, [agent1])
     tab = Desk(lead1, f"/ws/desktop/?team={team.pk}")
     await tab.open()
     await tab.until(r'id="team"')
@@ -354,40 +373,30 @@ async def test_a_genesys_lead_listens_switches_to_barge_in_and_stops_with_the_bo
         await desk.close()
 
 
-@pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_a_genesys_supervision_ends_with_the_monitored_call(
     simulator: str, agent1: AgentLogin, lead1: AgentLogin, worker: RunningWorker
 ) -> None:
-    team = await sync_to_async(make_team)("Sales", [lead1], [agent1])
-    agent = await ready_desk(agent1)
-    await ready_desk(lead1)
+    team, _, (agent,) = await _team_at_desks("Sales", lead1, [agent1])
     await answered_call(simulator, agent)
     await supervision.supervise(lead1.user, team.pk, agent1.pk, "Coach")
     assert await _monitoring(simulator) == [("lead1", "agent1", "Coach")]
 
     await control(simulator, "POST", "/control/parties/5000/hangup")
 
-    await saved(_supervisions, [])
+    none: list[tuple[str, str, str]] = []
+    await saved(_supervisions, none)
     assert await _monitoring(simulator) == []
 
 
-@pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_a_genesys_lead_sets_a_member_not_ready_with_a_reason_then_ready_then_logs_them_out(
     simulator: str, agent1: AgentLogin, lead1: AgentLogin, worker: RunningWorker
 ) -> None:
     await sync_to_async(NotReadyReason.objects.create)(code="LUNCH", label="Lunch")
-    team = await sync_to_async(make_team)("Sales", [lead1], [agent1])
-    agent = await ready_desk(agent1)
-    await ready_desk(lead1)
+    team, _, (agent,) = await _team_at_desks("Sales", lead1, [agent1])
 
-    await supervision.set_member_state(lead1.user, team.pk, agent1.pk, "Ready")
-    await agent.until(r'id="agent-state"[^>]*data-state="Ready"')
-    await supervision.set_member_state(lead1.user, team.pk, agent1.pk, "NotReady", "LUNCH")
-    await agent.until(r'id="agent-state"[^>]*data-state="NotReady"[^>]*data-reason="LUNCH"')
-    await supervision.set_member_state(lead1.user, team.pk, agent1.pk, "Logout")
-    await agent.until(r'id="agent-state"[^>]*data-state="LoggedOut"')
+    await _set_ready_not_ready_and_logged_out(lead1, team, agent1, agent, "LUNCH", "LUNCH")
 
     assert await _audit(lead1.user_id) == [
         ("MemberReady", "agent1", "ok"),
@@ -396,14 +405,11 @@ async def test_a_genesys_lead_sets_a_member_not_ready_with_a_reason_then_ready_t
     ]
 
 
-@pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_a_huawei_inspector_listens_switches_to_insert_and_stops_and_the_agent_is_told(
     simulator: str, agent101: AgentLogin, lead101: AgentLogin, worker: RunningWorker
 ) -> None:
-    team = await sync_to_async(make_team)("Service", [lead101], [agent101])
-    agent = await ready_desk(agent101)
-    await ready_desk(lead101)
+    team, _, (agent,) = await _team_at_desks("Service", lead101, [agent101])
     call_id = await answered_call(simulator, agent)
 
     await supervision.supervise(lead101.user, team.pk, agent101.pk, "ListenIn")
@@ -420,32 +426,20 @@ async def test_a_huawei_inspector_listens_switches_to_insert_and_stops_and_the_a
     assert await _supervisions() == []
 
 
-@pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_a_huawei_inspector_sets_a_member_busy_then_idle_then_signs_them_out(
     simulator: str, agent101: AgentLogin, lead101: AgentLogin, worker: RunningWorker
 ) -> None:
-    team = await sync_to_async(make_team)("Service", [lead101], [agent101])
-    agent = await ready_desk(agent101)
-    await ready_desk(lead101)
+    team, _, (agent,) = await _team_at_desks("Service", lead101, [agent101])
 
-    await supervision.set_member_state(lead101.user, team.pk, agent101.pk, "Ready")
-    await agent.until(r'id="agent-state"[^>]*data-state="Ready"')
-    await supervision.set_member_state(lead101.user, team.pk, agent101.pk, "NotReady")
-    await agent.until(r'id="agent-state"[^>]*data-state="NotReady"[^>]*data-reason="Set by a supervisor"')
-    await supervision.set_member_state(lead101.user, team.pk, agent101.pk, "Logout")
-    await agent.until(r'id="agent-state"[^>]*data-state="LoggedOut"')
+    await _set_ready_not_ready_and_logged_out(lead101, team, agent101, agent, "", "Set by a supervisor")
 
 
-@pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_a_lead_monitors_one_call_at_a_time_and_only_what_is_offered(
     simulator: str, agent1: AgentLogin, agent2: AgentLogin, lead1: AgentLogin, worker: RunningWorker
 ) -> None:
-    team = await sync_to_async(make_team)("Sales", [lead1], [agent1, agent2])
-    first = await ready_desk(agent1)
-    second = await ready_desk(agent2)
-    await ready_desk(lead1)
+    team, _, (first, second) = await _team_at_desks("Sales", lead1, [agent1, agent2])
     await answered_call(simulator, first)
 
     with pytest.raises(ActionRefused, match="Switch to barge-in is not available for agent2 now"):
@@ -460,14 +454,11 @@ async def test_a_lead_monitors_one_call_at_a_time_and_only_what_is_offered(
     assert await _monitoring(simulator) == [("lead1", "agent1", "ListenIn")]
 
 
-@pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_a_genesys_lead_whose_voice_api_user_may_not_supervise_gets_the_voice_apis_refusal(
     simulator: str, agent1: AgentLogin, agent2: AgentLogin, worker: RunningWorker
 ) -> None:
-    team = await sync_to_async(make_team)("Sales", [agent2], [agent1])
-    agent = await ready_desk(agent1)
-    await ready_desk(agent2)
+    team, _, (agent,) = await _team_at_desks("Sales", agent2, [agent1])
     await answered_call(simulator, agent)
     session = await _session_of(agent2)
 
@@ -488,14 +479,11 @@ def _session_of(login: AgentLogin) -> str:
     return str(AgentLogin.objects.get(pk=login.pk).voice_session)
 
 
-@pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_a_huawei_lead_who_is_no_inspector_gets_the_gateways_refusal(
     simulator: str, agent101: AgentLogin, agent102: AgentLogin, worker: RunningWorker
 ) -> None:
-    team = await sync_to_async(make_team)("Service", [agent102], [agent101])
-    agent = await ready_desk(agent101)
-    await ready_desk(agent102)
+    team, _, (agent,) = await _team_at_desks("Service", agent102, [agent101])
     await answered_call(simulator, agent)
 
     with pytest.raises(ActionRefused, match=r"You may not inspect agents: ask an administrator \(900-002\)"):
@@ -530,7 +518,6 @@ def test_the_admin_warns_about_leads_who_could_not_run_the_team(
     assert "Sales" in admin_client.get("/admin/calls/team/").content.decode()
 
 
-@pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_a_lead_out_of_the_contact_center_is_told_to_log_in_first(
     agent1: AgentLogin, lead1: AgentLogin
@@ -546,7 +533,6 @@ async def test_a_lead_out_of_the_contact_center_is_told_to_log_in_first(
         assert refused.value.status == 409
 
 
-@pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_a_genesys_lead_looks_up_a_members_device_again_when_the_remembered_one_is_unknown(
     simulator: str, agent1: AgentLogin, lead1: AgentLogin, worker: RunningWorker

@@ -9,18 +9,26 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.test import Client
+from django.test import AsyncClient, Client
 
 from calls import board, presence
 from calls.models import AgentLogin, AuditEntry, Team
 from desktop.asgi import application
 from tests.desk import RunningWorker, answered_call, control, desk_client, make_team, ready_desk
 
+pytestmark = pytest.mark.django_db(transaction=True)
 
-@sync_to_async
-def _teams(agent1: AgentLogin, agent2: AgentLogin, lead1: AgentLogin) -> tuple[Team, Team]:
+
+@pytest.fixture
+def teams(agent1: AgentLogin, agent2: AgentLogin, lead1: AgentLogin) -> tuple[Team, Team]:
     """agent1's team, led by lead1; agent2's team, led by agent2's own user (another lead)."""
     return make_team("Sales", [lead1], [agent1]), make_team("Support", [agent2], [agent2])
+
+
+@pytest.fixture
+async def lead(lead1: AgentLogin) -> AsyncClient:
+    """lead1 signed in to the desk."""
+    return await desk_client(lead1.user)
 
 
 @sync_to_async
@@ -43,8 +51,6 @@ def _refusals(username: str) -> list[tuple[str, str, str, str]]:
     return [(row.action, row.detail, row.message, row.call_id) for row in rows]
 
 
-@pytest.mark.asyncio
-@pytest.mark.django_db(transaction=True)
 async def test_a_desk_user_who_leads_no_team_is_refused_the_board(agent1: AgentLogin) -> None:
     client = await desk_client(agent1.user)
 
@@ -55,45 +61,37 @@ async def test_a_desk_user_who_leads_no_team_is_refused_the_board(agent1: AgentL
     assert (await client.get("/team/1/")).status_code == 403
 
 
-@pytest.mark.asyncio
-@pytest.mark.django_db(transaction=True)
 async def test_a_lead_sees_their_own_team_and_another_teams_board_is_not_found(
-    agent1: AgentLogin, agent2: AgentLogin, lead1: AgentLogin
+    teams: tuple[Team, Team], lead: AsyncClient
 ) -> None:
-    sales, support = await _teams(agent1, agent2, lead1)
-    client = await desk_client(lead1.user)
+    sales, support = teams
 
-    board_page = (await client.get("/team/")).content.decode()
-    other = await client.get(f"/team/{support.pk}/")
+    board_page = (await lead.get("/team/")).content.decode()
+    other = await lead.get(f"/team/{support.pk}/")
 
     assert f'data-team="{sales.pk}"' in board_page and 'data-member="agent1"' in board_page
     assert 'data-member="agent2"' not in board_page and "Support" not in board_page
     assert f'ws-connect="/ws/desktop/?team={sales.pk}"' in board_page
     assert other.status_code == 404 and "agent2" not in other.content.decode()
-    assert (await client.get("/team/99999999999999999999999/")).status_code == 404
+    assert (await lead.get("/team/99999999999999999999999/")).status_code == 404
 
 
-@pytest.mark.asyncio
-@pytest.mark.django_db(transaction=True)
 async def test_a_lead_named_on_a_team_without_the_permission_sees_nothing(
-    agent1: AgentLogin, agent2: AgentLogin, lead1: AgentLogin
+    teams: tuple[Team, Team], agent1: AgentLogin, lead1: AgentLogin, lead: AsyncClient
 ) -> None:
-    sales, _ = await _teams(agent1, agent2, lead1)
+    sales, _ = teams
     await sync_to_async(lead1.user.user_permissions.clear)()
-    client = await desk_client(lead1.user)
 
-    assert (await client.get("/team/")).status_code == 403
-    assert (await client.get(f"/team/{sales.pk}/")).status_code == 403
-    response = await client.post(f"/team/{sales.pk}/members/{agent1.pk}/state/", {"operation": "Ready"})
+    assert (await lead.get("/team/")).status_code == 403
+    assert (await lead.get(f"/team/{sales.pk}/")).status_code == 403
+    response = await lead.post(f"/team/{sales.pk}/members/{agent1.pk}/state/", {"operation": "Ready"})
     assert response.status_code == 404
 
 
-@pytest.mark.asyncio
-@pytest.mark.django_db(transaction=True)
 async def test_another_teams_lead_is_refused_every_action_and_nothing_reaches_the_voice_api(
-    simulator: str, agent1: AgentLogin, agent2: AgentLogin, lead1: AgentLogin, worker: RunningWorker
+    simulator: str, teams: tuple[Team, Team], agent1: AgentLogin, agent2: AgentLogin, worker: RunningWorker
 ) -> None:
-    sales, support = await _teams(agent1, agent2, lead1)
+    sales, support = teams
     member = await ready_desk(agent1)
     await ready_desk(agent2)
     call_id = await answered_call(simulator, member)
@@ -120,12 +118,10 @@ async def test_another_teams_lead_is_refused_every_action_and_nothing_reaches_th
     ]
 
 
-@pytest.mark.asyncio
-@pytest.mark.django_db(transaction=True)
 async def test_a_board_socket_for_a_team_the_user_does_not_lead_is_refused_and_audited(
-    agent1: AgentLogin, agent2: AgentLogin, lead1: AgentLogin
+    teams: tuple[Team, Team], lead1: AgentLogin
 ) -> None:
-    _, support = await _teams(agent1, agent2, lead1)
+    _, support = teams
 
     outcomes = []
     for path in (f"/ws/desktop/?team={support.pk}", "/ws/desktop/?team=x", "/ws/desktop/?team=0"):
@@ -137,12 +133,10 @@ async def test_a_board_socket_for_a_team_the_user_does_not_lead_is_refused_and_a
     assert await _refusals("lead1") == [("WebSocketConnect", "", "not a lead of that team", "")]
 
 
-@pytest.mark.asyncio
-@pytest.mark.django_db(transaction=True)
 async def test_a_leads_board_socket_gets_the_board_and_only_its_teams_pushes(
-    agent1: AgentLogin, agent2: AgentLogin, lead1: AgentLogin
+    teams: tuple[Team, Team], agent1: AgentLogin, agent2: AgentLogin, lead1: AgentLogin
 ) -> None:
-    sales, support = await _teams(agent1, agent2, lead1)
+    sales, _ = teams
     socket, connected, _ = await _socket(lead1, f"/ws/desktop/?team={sales.pk}")
     assert connected
     assert 'id="agent-state"' in await socket.receive_from(timeout=5)
@@ -159,13 +153,11 @@ async def test_a_leads_board_socket_gets_the_board_and_only_its_teams_pushes(
     await socket.disconnect()
 
 
-@pytest.mark.asyncio
-@pytest.mark.django_db(transaction=True)
 async def test_a_lead_removed_from_the_team_gets_no_further_push_and_the_board_closes(
-    agent1: AgentLogin, agent2: AgentLogin, lead1: AgentLogin, monkeypatch: pytest.MonkeyPatch
+    teams: tuple[Team, Team], agent1: AgentLogin, lead1: AgentLogin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(presence, "TAB_ALIVE_SECONDS", 0.2)
-    sales, _ = await _teams(agent1, agent2, lead1)
+    sales, _ = teams
     socket, connected, _ = await _socket(lead1, f"/ws/desktop/?team={sales.pk}")
     assert connected
     await socket.receive_from(timeout=5)
@@ -182,26 +174,21 @@ async def test_a_lead_removed_from_the_team_gets_no_further_push_and_the_board_c
     await socket.disconnect()
 
 
-@pytest.mark.asyncio
-@pytest.mark.django_db(transaction=True)
 async def test_hostile_team_requests_get_a_clear_answer_never_a_server_error(
-    agent1: AgentLogin, agent2: AgentLogin, lead1: AgentLogin
+    teams: tuple[Team, Team], agent1: AgentLogin, lead: AsyncClient
 ) -> None:
-    sales, _ = await _teams(agent1, agent2, lead1)
-    client = await desk_client(lead1.user)
+    sales, _ = teams
     base = f"/team/{sales.pk}/members/{agent1.pk}"
 
     answers = {
-        "huge member": await client.post(f"/team/{sales.pk}/members/{10**30}/state/", {"operation": "Ready"}),
-        "huge team": await client.post(
+        "huge member": await lead.post(f"/team/{sales.pk}/members/{10**30}/state/", {"operation": "Ready"}),
+        "huge team": await lead.post(
             f"/team/{10**30}/members/{agent1.pk}/supervise/", {"operation": "Coach"}
         ),
-        "unknown operation": await client.post(f"{base}/supervise/", {"operation": "Intercept\x00"}),
-        "unknown state": await client.post(f"{base}/state/", {"operation": "AfterCallWork"}),
-        "hostile reason": await client.post(
-            f"{base}/state/", {"operation": "NotReady", "reason": "LUNCH\x00"}
-        ),
-        "a GET": await client.get(f"{base}/state/"),
+        "unknown operation": await lead.post(f"{base}/supervise/", {"operation": "Intercept\x00"}),
+        "unknown state": await lead.post(f"{base}/state/", {"operation": "AfterCallWork"}),
+        "hostile reason": await lead.post(f"{base}/state/", {"operation": "NotReady", "reason": "LUNCH\x00"}),
+        "a GET": await lead.get(f"{base}/state/"),
     }
 
     assert {name: answer.status_code for name, answer in answers.items()} == {
@@ -228,17 +215,14 @@ def test_team_actions_need_the_csrf_token(agent1: AgentLogin, lead1: AgentLogin)
     assert not AuditEntry.objects.exclude(action="DeskLogin").exists()
 
 
-@pytest.mark.asyncio
-@pytest.mark.django_db(transaction=True)
 async def test_a_storm_of_team_actions_is_refused_and_audited_like_an_agents(
-    agent1: AgentLogin, lead1: AgentLogin, settings: Any
+    agent1: AgentLogin, lead1: AgentLogin, lead: AsyncClient, settings: Any
 ) -> None:
     settings.ACTION_RATE_LIMIT = "2/30"
     sales = await sync_to_async(make_team)("Sales", [lead1], [agent1])
-    client = await desk_client(lead1.user)
     base = f"/team/{sales.pk}/members/{agent1.pk}/state/"
 
-    answers = [await client.post(base, {"operation": name}) for name in ("Ready", "Logout", "Ready")]
+    answers = [await lead.post(base, {"operation": name}) for name in ("Ready", "Logout", "Ready")]
 
     assert answers[2].status_code == 429 and answers[2].headers["Retry-After"] == "30"
     assert "Too many actions at once" in answers[2].content.decode()

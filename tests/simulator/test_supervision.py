@@ -7,6 +7,8 @@ over ``/qualitycontrol`` with event polling. The control API's state shows who m
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -34,6 +36,16 @@ async def place_call(simulator: str, to: str, origin: str = "5000") -> str:
 
 
 # -- Genesys helpers ---------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def genesys_pair(
+    simulator: str, login: str = "lead1", password: str | None = None
+) -> AsyncIterator[tuple[GenesysAgent, GenesysAgent]]:
+    """A client of ``login`` (the seeded team lead by default) and one of agent1, each with its HTTP
+    session and its own user read; neither in a contact-center session yet."""
+    async with GenesysAgent(simulator, login, password) as actor, GenesysAgent(simulator, "agent1") as agent:
+        yield actor, agent
 
 
 async def message(agent: GenesysAgent, channel: str) -> dict[str, Any]:
@@ -80,6 +92,18 @@ async def talking(simulator: str, agent: GenesysAgent) -> str:
     return call_id
 
 
+@asynccontextmanager
+async def agent_on_a_call(
+    simulator: str, *lead_channels: str
+) -> AsyncIterator[tuple[GenesysAgent, GenesysAgent, str]]:
+    """lead1 in a session listening on ``lead_channels``, and agent1 on a call from 5000 it answered:
+    the lead, the agent and the call's id."""
+    async with genesys_pair(simulator) as (lead, agent):
+        await started(agent, CALLS)
+        await started(lead, *lead_channels)
+        yield lead, agent, await talking(simulator, agent)
+
+
 async def device_operation(agent: GenesysAgent, name: str, **params: Any) -> httpx.Response:
     return await agent.post(f"/me/devices/{agent.device_id}", {"operationName": name, **params})
 
@@ -105,7 +129,7 @@ async def user_id(lead: GenesysAgent, login: str) -> str:
 
 
 async def test_the_seeded_team_lead_is_a_supervisor_with_the_monitoring_operations(simulator: str) -> None:
-    async with GenesysAgent(simulator, "lead1") as lead, GenesysAgent(simulator, "agent1") as agent:
+    async with genesys_pair(simulator) as (lead, agent):
         assert "ROLE_SUPERVISOR" in lead.me["roles"]
         assert {"id": "api-supervisor-monitoring"} in lead.me["features"]
         assert lead.me["devices"][0]["phoneNumber"] == "5010"
@@ -118,7 +142,7 @@ async def test_the_seeded_team_lead_is_a_supervisor_with_the_monitoring_operatio
 
 
 async def test_a_supervisor_finds_an_agents_user_id_and_device_by_user_name_or_dn(simulator: str) -> None:
-    async with GenesysAgent(simulator, "lead1") as lead, GenesysAgent(simulator, "agent1") as agent:
+    async with genesys_pair(simulator) as (lead, agent):
         by_name = (await lead.http.get("/users", params={"userName": "agent1", "fields": "*"})).json()
         (user,) = by_name["users"]
         assert user["id"] == agent.me["id"] and user["userName"] == "agent1"
@@ -138,7 +162,7 @@ async def test_a_supervisor_finds_an_agents_user_id_and_device_by_user_name_or_d
 
 
 async def test_a_supervisor_sets_an_agents_state_and_the_agents_own_session_is_told(simulator: str) -> None:
-    async with GenesysAgent(simulator, "lead1") as lead, GenesysAgent(simulator, "agent1") as agent:
+    async with genesys_pair(simulator) as (lead, agent):
         await started(agent, DEVICES, CHANNELS)
         member = await user_id(lead, "agent1")
         voice = f"/users/{member}/channels/voice"
@@ -178,7 +202,7 @@ async def test_a_supervisor_sets_an_agents_state_and_the_agents_own_session_is_t
 async def test_remote_state_is_refused_with_the_genesys_error_body_and_changes_nothing(
     simulator: str, login: str, target: str, body: dict[str, str], status: int, code: int
 ) -> None:
-    async with GenesysAgent(simulator, login) as actor, GenesysAgent(simulator, "agent1") as agent:
+    async with genesys_pair(simulator, login) as (actor, agent):
         await agent.start_session()
         member = agent.me["id"] if target == "agent1" else "0" * 32
         if target == "agent4":
@@ -196,11 +220,7 @@ async def test_remote_state_is_refused_with_the_genesys_error_body_and_changes_n
 
 
 async def test_listen_in_then_barge_in_then_cancel_is_seen_by_both_sides(simulator: str) -> None:
-    async with GenesysAgent(simulator, "lead1") as lead, GenesysAgent(simulator, "agent1") as agent:
-        await started(agent, CALLS)
-        await started(lead, DEVICES, CALLS)
-        call_id = await talking(simulator, agent)
-
+    async with agent_on_a_call(simulator, DEVICES, CALLS) as (lead, agent, call_id):
         await listen_in(lead, agent)
         device = await device_message(lead)
         assert device["supervisorMonitoringState"] == {
@@ -256,11 +276,7 @@ async def test_listen_in_then_barge_in_then_cancel_is_seen_by_both_sides(simulat
 
 
 async def test_coach_is_heard_by_the_agent_only_and_the_supervisor_can_mute_the_agent(simulator: str) -> None:
-    async with GenesysAgent(simulator, "lead1") as lead, GenesysAgent(simulator, "agent1") as agent:
-        await started(agent, CALLS)
-        await started(lead, CALLS)
-        call_id = await talking(simulator, agent)
-
+    async with agent_on_a_call(simulator, CALLS) as (lead, agent, call_id):
         await listen_in(lead, agent, "Coach")
         coaching = await call_message(lead)
         assert coaching["monitoring"] is True and coaching["mute"] == "Off"
@@ -288,10 +304,7 @@ async def test_coach_is_heard_by_the_agent_only_and_the_supervisor_can_mute_the_
 
 
 async def test_the_supervisors_leg_goes_away_when_the_monitored_call_ends(simulator: str) -> None:
-    async with GenesysAgent(simulator, "lead1") as lead, GenesysAgent(simulator, "agent1") as agent:
-        await started(agent, CALLS)
-        await started(lead, DEVICES, CALLS)
-        call_id = await talking(simulator, agent)
+    async with agent_on_a_call(simulator, DEVICES, CALLS) as (lead, agent, call_id):
         await listen_in(lead, agent)
         await device_message(lead)
         await call_message(lead)
@@ -309,7 +322,7 @@ async def test_the_supervisors_leg_goes_away_when_the_monitored_call_ends(simula
 
 
 async def test_all_calls_monitoring_waits_for_the_agents_next_call_and_follows_it(simulator: str) -> None:
-    async with GenesysAgent(simulator, "lead1") as lead, GenesysAgent(simulator, "agent1") as agent:
+    async with genesys_pair(simulator) as (lead, agent):
         await started(agent, CALLS)
         await started(lead, DEVICES, CALLS)
         await listen_in(lead, agent, supervisorMonitoringMode="AllCalls", supervisorMonitoringScope="Agent")
@@ -347,7 +360,7 @@ async def test_all_calls_monitoring_waits_for_the_agents_next_call_and_follows_i
 async def test_a_monitoring_request_that_cannot_be_served_is_refused_with_a_genesys_error(
     simulator: str, login: str, operation: str, target: str | None, status: int, code: int
 ) -> None:
-    async with GenesysAgent(simulator, login) as actor, GenesysAgent(simulator, "agent1") as agent:
+    async with genesys_pair(simulator, login) as (actor, agent):
         await actor.start_session()
         await agent.start_session()
         params: dict[str, str] = {}
@@ -370,7 +383,7 @@ async def test_an_agent_cannot_use_the_supervisor_operations_on_its_own_call(sim
 
 
 async def test_a_second_monitoring_while_one_runs_is_refused(simulator: str) -> None:
-    async with GenesysAgent(simulator, "lead1") as lead, GenesysAgent(simulator, "agent1") as agent:
+    async with genesys_pair(simulator) as (lead, agent):
         await lead.start_session()
         await agent.start_session()
         await listen_in(lead, agent)
@@ -384,7 +397,7 @@ async def test_an_agent_added_as_a_supervisor_may_monitor(simulator: str) -> Non
     body = {"login": "lead9", "password": "pw9", "dn": "5019", "supervisor": True}
     created = await control(simulator, "POST", "/control/directory", body)
     assert created.json()["supervisor"] is True
-    async with GenesysAgent(simulator, "lead9", "pw9") as lead, GenesysAgent(simulator, "agent1") as agent:
+    async with genesys_pair(simulator, "lead9", "pw9") as (lead, agent):
         assert "ROLE_SUPERVISOR" in lead.me["roles"]
         await lead.start_session()
         await agent.start_session()
@@ -399,6 +412,22 @@ async def test_an_agent_added_as_a_supervisor_may_monitor(simulator: str) -> Non
 # -- Huawei: inspection ------------------------------------------------------------------------
 
 
+@asynccontextmanager
+async def huawei_pair(simulator: str, login: str = "103") -> AsyncIterator[tuple[HuaweiAgent, HuaweiAgent]]:
+    """On the fast Huawei timing, agent 101 and then ``login`` (the seeded inspector by default), both
+    signed in."""
+    await fast(simulator)
+    async with HuaweiAgent(simulator, login) as actor, HuaweiAgent(simulator, "101") as agent:
+        await agent.signed_in()
+        await actor.signed_in()
+        yield actor, agent
+
+
+async def inspector_joins(inspector: HuaweiAgent) -> None:
+    """The inspector's own leg of the call: its phone alerts, goes off hook, and it is busy."""
+    await inspector.expect("AgentOther_PhoneAlerting", "AgentOther_PhoneOffhook", "AgentState_Busy")
+
+
 async def huawei_talking(simulator: str, agent: HuaweiAgent) -> str:
     call_id = await place_call(simulator, "6101")
     await agent.expect("AgentEvent_Ringing")
@@ -410,14 +439,11 @@ async def huawei_talking(simulator: str, agent: HuaweiAgent) -> str:
 async def test_an_inspector_listens_switches_to_insert_and_cancels_and_the_agent_is_told(
     simulator: str,
 ) -> None:
-    await fast(simulator)
-    async with HuaweiAgent(simulator, "103") as inspector, HuaweiAgent(simulator, "101") as agent:
-        await agent.signed_in()
-        await inspector.signed_in()
+    async with huawei_pair(simulator) as (inspector, agent):
         call_id = await huawei_talking(simulator, agent)
 
         assert await inspector.ok("PUT", "/qualitycontrol/{id}/addsupervise/101") == {}
-        await inspector.expect("AgentOther_PhoneAlerting", "AgentOther_PhoneOffhook", "AgentState_Busy")
+        await inspector_joins(inspector)
         (start,) = await agent.expect("AgentOther_BeQcStart")
         assert start["content"] == {"qcType": 8, "qcAgentId": 103}
         (watch,) = (await state(simulator))["monitoring"]
@@ -447,16 +473,13 @@ async def test_an_inspector_listens_switches_to_insert_and_cancels_and_the_agent
 
 
 async def test_an_inspector_whispers_switches_mode_and_stops_whispering(simulator: str) -> None:
-    await fast(simulator)
-    async with HuaweiAgent(simulator, "103") as inspector, HuaweiAgent(simulator, "101") as agent:
-        await agent.signed_in()
-        await inspector.signed_in()
+    async with huawei_pair(simulator) as (inspector, agent):
         await huawei_talking(simulator, agent)
 
         await inspector.ok(
             "POST", "/qualitycontrol/{id}/requestwhisperagent", params={"whisperagentid": "101"}
         )
-        await inspector.expect("AgentOther_PhoneAlerting", "AgentOther_PhoneOffhook", "AgentState_Busy")
+        await inspector_joins(inspector)
         (start,) = await agent.expect("AgentOther_BeQcStart")
         assert start["content"]["qcType"] == 20172
         assert (await state(simulator))["monitoring"][0]["mode"] == "Coach"
@@ -478,13 +501,10 @@ async def test_an_inspector_whispers_switches_mode_and_stops_whispering(simulato
 async def test_the_inspectors_leg_leaves_with_the_call_and_joins_the_agents_next_call(
     simulator: str,
 ) -> None:
-    await fast(simulator)
-    async with HuaweiAgent(simulator, "103") as inspector, HuaweiAgent(simulator, "101") as agent:
-        await agent.signed_in()
-        await inspector.signed_in()
+    async with huawei_pair(simulator) as (inspector, agent):
         first = await huawei_talking(simulator, agent)
         await inspector.ok("PUT", "/qualitycontrol/{id}/addsupervise/101")
-        await inspector.expect("AgentOther_PhoneAlerting", "AgentOther_PhoneOffhook", "AgentState_Busy")
+        await inspector_joins(inspector)
         await agent.expect("AgentOther_BeQcStart")
 
         await control(simulator, "POST", "/control/parties/5000/hangup")
@@ -505,13 +525,10 @@ async def test_the_inspectors_leg_leaves_with_the_call_and_joins_the_agents_next
 
 
 async def test_an_inspector_intercepts_the_call_and_the_agent_drops_out(simulator: str) -> None:
-    await fast(simulator)
-    async with HuaweiAgent(simulator, "103") as inspector, HuaweiAgent(simulator, "101") as agent:
-        await agent.signed_in()
-        await inspector.signed_in()
+    async with huawei_pair(simulator) as (inspector, agent):
         call_id = await huawei_talking(simulator, agent)
         await inspector.ok("PUT", "/qualitycontrol/{id}/addinsert/101")
-        await inspector.expect("AgentOther_PhoneAlerting", "AgentOther_PhoneOffhook", "AgentState_Busy")
+        await inspector_joins(inspector)
         assert (await agent.expect("AgentOther_BeQcStart"))[0]["content"]["qcType"] == 9
 
         assert await inspector.refused("PUT", f"/qualitycontrol/{{id}}/intercept/101/{call_id}x") == "900-005"
@@ -529,11 +546,7 @@ async def test_an_inspector_intercepts_the_call_and_the_agent_drops_out(simulato
 
 
 async def test_an_inspector_forces_an_agent_busy_idle_to_rest_and_out(simulator: str) -> None:
-    await fast(simulator)
-    async with HuaweiAgent(simulator, "103") as inspector, HuaweiAgent(simulator, "101") as agent:
-        await agent.signed_in()
-        await inspector.signed_in()
-
+    async with huawei_pair(simulator) as (inspector, agent):
         await inspector.ok("POST", "/qualitycontrol/{id}/forcebusy/101")
         (busy,) = await agent.expect("AgentState_SetNotReady_Success")
         assert busy["content"] == {"reason": "3"}
@@ -556,10 +569,7 @@ async def test_an_inspector_forces_an_agent_busy_idle_to_rest_and_out(simulator:
 
 
 async def test_an_inspector_forces_a_call_released_for_everyone(simulator: str) -> None:
-    await fast(simulator)
-    async with HuaweiAgent(simulator, "103") as inspector, HuaweiAgent(simulator, "101") as agent:
-        await agent.signed_in()
-        await inspector.signed_in()
+    async with huawei_pair(simulator) as (inspector, agent):
         call_id = await huawei_talking(simulator, agent)
         await inspector.ok("POST", f"/qualitycontrol/{{id}}/forcedropcall/{call_id}")
         await agent.expect(
@@ -591,20 +601,14 @@ async def test_an_inspector_forces_a_call_released_for_everyone(simulator: str) 
 async def test_an_inspection_that_cannot_be_served_is_refused_with_a_retcode_and_http_200(
     simulator: str, login: str, method: str, path: str, retcode: str
 ) -> None:
-    await fast(simulator)
-    async with HuaweiAgent(simulator, login) as actor, HuaweiAgent(simulator, "101") as agent:
-        await agent.signed_in()
-        await actor.signed_in()
+    async with huawei_pair(simulator, login) as (actor, agent):
         assert await actor.refused(method, path) == retcode
         assert (await state(simulator))["monitoring"] == []
         await agent.no_more()
 
 
 async def test_an_inspector_cannot_inspect_while_on_a_call_of_its_own(simulator: str) -> None:
-    await fast(simulator)
-    async with HuaweiAgent(simulator, "103") as inspector, HuaweiAgent(simulator, "101") as agent:
-        await agent.signed_in()
-        await inspector.signed_in()
+    async with huawei_pair(simulator) as (inspector, agent):
         await place_call(simulator, "6103")
         await inspector.expect("AgentEvent_Ringing")
         assert await inspector.refused("PUT", "/qualitycontrol/{id}/addsupervise/101") == "900-005"
