@@ -55,6 +55,8 @@ async def publish(push: Push | None) -> None:
 # Group sends one process has in flight at most: the Redis layer's connection pool (100 by
 # default) fails a send beyond it, and the process's own receives need connections too.
 PUBLISH_CONCURRENCY = 32
+# The longest one group send may take.
+PUBLISH_SECONDS = 5.0
 _publishing: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
 )
@@ -75,8 +77,11 @@ async def publish_group(group: str, html: str) -> None:
     if layer is None or not html:
         return
     try:
-        async with _publish_slots():
+        async with _publish_slots(), asyncio.timeout(PUBLISH_SECONDS):
             await layer.group_send(group, {"type": "desk.push", "html": html})
+    except TimeoutError:
+        # A send that hangs must not hold up the agent's next change: the pages heal from a snapshot.
+        log.warning("could not publish to %s: the channel layer took over %.0f s", group, PUBLISH_SECONDS)
     except LAYER_ERRORS as exc:
         # Redis is down: the pages get a fresh snapshot once it is back (``calls.layer``).
         health_of(layer).failed(exc)

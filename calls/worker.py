@@ -20,6 +20,8 @@ import re
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -68,6 +70,8 @@ LEAVE_SECONDS = 5.0
 # Taking over a session just after its lease ran out, not just before (when the claim would fail).
 TAKEOVER_MARGIN_SECONDS = 0.05
 SESSION_ENDED_REASON = "Desk closed"
+# The longest one change of an agent's desk (an event, a resync, a command) may take.
+APPLY_SECONDS = 15.0
 
 
 def start_concurrency() -> int:
@@ -93,6 +97,16 @@ async def ask_owner(login: AgentLogin, command: str, *, wait: bool = True, **fie
     layer = get_channel_layer()
     if layer is None:
         raise Unavailable("The desk has no channel layer to reach its session workers.")
+    try:
+        await _ask_owner(layer, login, command, wait=wait, **fields)
+    except LAYER_ERRORS as exc:
+        health_of(layer).failed(exc)
+        raise Unavailable(
+            "The desk cannot reach its session workers just now: try again in a moment."
+        ) from exc
+
+
+async def _ask_owner(layer: Any, login: AgentLogin, command: str, *, wait: bool, **fields: Any) -> None:
     owned = login.worker and login.lease_until is not None and login.lease_until > timezone.now()
     if not owned:
         await layer.send(CHANNEL, {"type": "session.ensure", "login": login.pk})
@@ -298,6 +312,20 @@ class AgentSession:
             owes_disposition=self._owes_disposition,
         )
 
+    @asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        """The desk to change alone, for at most ``APPLY_SECONDS``: a change that hangs (a library
+        call that never returns) fails and lets the session start again, rather than holding every
+        later event behind it for ever."""
+        try:
+            async with asyncio.timeout(APPLY_SECONDS), self._applying:
+                yield
+        except TimeoutError:
+            log.error(
+                "session of login %s: a change of its desk took over %.0f s", self.login_id, APPLY_SECONDS
+            )
+            raise Unavailable("The session stalled; it is starting again.") from None
+
     def stop(self) -> None:
         # The flag as well as the cancellation: a cancellation that lands inside a library call can
         # come back as another exception, which the retry loop below would otherwise retry.
@@ -369,7 +397,7 @@ class AgentSession:
                 try:
                     async for event in events:
                         self._received = time.monotonic()
-                        async with self._applying:
+                        async with self._exclusive():
                             await self.apply(event)
                         if starting is not None and isinstance(event, Resynced):
                             starting.release()
@@ -404,12 +432,12 @@ class AgentSession:
 
     async def resync(self, backend: VoiceBackend) -> None:
         self._received = time.monotonic()
-        async with self._applying:
+        async with self._exclusive():
             await self.apply(await backend.resync())
 
     async def refresh(self) -> None:
         """Push the whole desk again, as the session holds it, to every tab of the agent."""
-        async with self._applying:
+        async with self._exclusive():
             await self.push(self.desk.snapshot())
 
     def _write_failed(self) -> None:
@@ -477,7 +505,7 @@ class AgentSession:
         await audit.arecord(
             user=self.login.user, action="Logout", result=AuditEntry.OK, message=f"by the desk: {why}"
         )
-        async with self._applying:
+        async with self._exclusive():
             await self.apply(AgentStateChanged(AgentState("LoggedOut")))
 
     async def missed_call(self, call: Call) -> None:
@@ -550,7 +578,7 @@ class AgentSession:
             await self.writer.flush()
             return
         if name == "disposition":
-            async with self._applying:
+            async with self._exclusive():
                 await self.push(self.desk.disposition(str(message["call_id"]), str(message["code"])))
             return
         backend = self.backend
@@ -561,7 +589,7 @@ class AgentSession:
         elif name == "sign_out":
             await backend.sign_out()
         elif name == "observe":
-            async with self._applying:
+            async with self._exclusive():
                 for event in backend.observe(Observation(str(message["call_id"]), dict(message["facts"]))):
                     await self.apply(event)
         elif name == "resync":
@@ -612,7 +640,10 @@ class VoiceSessionsConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ha
     async def _reference_changed(self) -> None:
         """The admin's Not Ready reasons or disposition codes changed: every page shows the new ones."""
         for session in list(self.sessions.values()):
-            await session.refresh()
+            try:
+                await session.refresh()
+            except VoiceApiError as exc:
+                log.warning("session of login %s: could not re-render its desk (%s)", session.login_id, exc)
 
     def _count(self, status: str) -> int:
         return sum(1 for session in self.sessions.values() if session.desk.login.connection == status)

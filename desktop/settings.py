@@ -97,6 +97,9 @@ def channel_layers_from_env(env: Mapping[str, str]) -> dict[str, Any]:
                             "address": redis_url,
                             "socket_timeout": None,
                             "maint_notifications_config": MaintNotificationsConfig(enabled=False),
+                            # redis-py fails a command past its pool's size (100 by default): a daphne
+                            # process with thousands of sockets joins and leaves groups at once.
+                            "max_connections": int(env.get("REDIS_MAX_CONNECTIONS", "1000")),
                         }
                     ],
                     # channels_redis queues every WebSocket of one daphne process in one list and drops

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -20,18 +21,21 @@ from calls import worker as calls_worker
 from calls.backends import backend_for
 from calls.models import AgentLogin
 from calls.worker import AgentSession
+from desktop.settings import channel_layers_from_env
 from tests.desk import (
     Desk,
     RunningWorker,
     answered_call,
     card,
     control,
+    desk_client,
     live_calls,
     ready_desk,
     records,
     saved,
     server_calls,
 )
+from tests.servers import free_port
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -284,3 +288,20 @@ async def test_a_write_the_database_refuses_is_retried_logged_and_healed_by_a_re
         lambda: live_calls(agent1), {placed["id"]: ("Ringing", "")}, wait=calls_worker.WATCH_SECONDS + 5
     )
     await desk.close()
+
+
+async def test_an_action_the_channel_layer_cannot_carry_is_refused_with_a_503_not_a_500(
+    agent1: AgentLogin, settings: Any
+) -> None:
+    """Signing in goes to the session's owner over the channel layer; a layer that refuses (Redis
+    down, or its connections used up) is the agent's "try again", never a server error."""
+    from channels.layers import channel_layers
+
+    settings.CHANNEL_LAYERS = channel_layers_from_env({"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    channel_layers.backends.clear()
+    client = await desk_client(agent1.user)
+
+    response = await client.post("/agent/", {"operation": "Login"})
+
+    assert response.status_code == 503
+    assert "cannot reach its session workers" in response.content.decode()
