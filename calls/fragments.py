@@ -150,14 +150,19 @@ class BarFacts:
     last_handled: CallRecord | None
 
 
+def last_call_end(login: AgentLogin) -> datetime.datetime | None:
+    """When the agent's most recent call ended, as the history has it."""
+    ended = login.call_records.filter(ended_at__isnull=False).order_by("-ended_at")
+    return ended.values_list("ended_at", flat=True).first()
+
+
 def bar_facts(login: AgentLogin) -> BarFacts:
     """The bar's facts as the database has them."""
     first_call = login.live_calls.order_by("started_at", "id").first()
     last_end = None
     last = None
     if first_call is None:
-        ended = login.call_records.filter(ended_at__isnull=False).order_by("-ended_at")
-        last_end = ended.values_list("ended_at", flat=True).first()
+        last_end = last_call_end(login)
         last = CallRecord.objects.last_handled(login)
     return BarFacts(
         reasons=list(NotReadyReason.objects.all()),

@@ -153,8 +153,7 @@ class Desk:
                 parties=list(record.parties) if record else list(live.participants),
                 disposition=record.disposition if record else "",
             )
-        ended = login.call_records.filter(ended_at__isnull=False).order_by("-ended_at")
-        self.last_end = ended.values_list("ended_at", flat=True).first()
+        self.last_end = fragments.last_call_end(login)
         self.last_handled = CallRecord.objects.last_handled(login)
 
     # --- what changes it; each returns the fragments to push ------------------------------------
