@@ -66,6 +66,7 @@ import random
 import re
 import shlex
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -540,6 +541,7 @@ class Campaign:
         self.faults = [f for f in args.faults if f != "redis_restart" or self.private_redis]
         self.fault_until = 0.0
         self.standby = ""
+        self.equal_since = 0.0
 
     # -- setting up and tearing down --------------------------------------------------------------
 
@@ -631,10 +633,13 @@ class Campaign:
     async def log_agents_in(self, deadline: float) -> None:
         state = await self.switch_state()
         for spec in AGENTS:
-            if truth_of(state, spec).agent_state != "LoggedOut":
+            truth = truth_of(state, spec)
+            self.trace(f"{spec.user} is {truth.agent_state} at the switch")
+            if truth.agent_state != "LoggedOut":
                 continue
             desk = self.desks[spec.user]
             while True:
+                self.trace(f"{spec.user} logs in")
                 status, message = await desk.post("/agent/", operation="Login")
                 if status == 204:
                     break
@@ -690,8 +695,10 @@ class Campaign:
 
     async def converge(self, deadline: float, run: Run | None = None) -> dict[str, list[str]]:
         """Polls until every screen equals the switch (live, then a fresh snapshot) or ``deadline``;
-        returns the last differences (empty once equal)."""
+        returns the last differences (empty once equal; ``self.equal_since`` then says when the check
+        that found them equal began)."""
         while True:
+            self.equal_since = time.monotonic()
             found = await self.differences(run, fresh=False)
             if not found:
                 found = await self.differences(run, fresh=True)
@@ -706,7 +713,9 @@ class Campaign:
         they took (up to RECOVERY_CAP_S), and records a violation of ``kind`` when they were late."""
         at_limit = await self.converge(since + RECOVERY_LIMIT_S, run)
         found = at_limit and await self.converge(max(since, time.monotonic()) + RECOVERY_CAP_S, run)
-        took = time.monotonic() - since
+        # Equal from when the check that saw it began, not from when that check (a fresh page) ended.
+        took = max(0.0, self.equal_since - since) if not found else time.monotonic() - since
+        self.trace(f"{kind}: {found}" if found else f"{kind}: screens equal the switch after {took:.2f} s")
         if fault:
             self.tally.recoveries[fault].append(took if not found else RECOVERY_CAP_S)
         if found:
@@ -718,6 +727,7 @@ class Campaign:
             )
 
     def violate(self, run: Run, kind: str, detail: str) -> None:
+        self.trace(f"run {run.index}: violation {kind}: {detail}")
         run.violated.add(kind)
         self.tally.violations.append(Violation(kind, run.seed, run.index, run.scenario, run.fault, detail))
         print(
@@ -725,6 +735,53 @@ class Campaign:
             f"the fault at step {run.fault_step}): {kind}: {detail}",
             flush=True,
         )
+        self.diagnose(run, kind)
+
+    def diagnose(self, run: Run, kind: str) -> None:
+        """With ``--py-spy``: what every desk process is doing at a violation (their stacks), and which
+        database sessions are busy or waiting, into ``violation-<run>-<kind>.txt`` in the logs."""
+        if not self.args.py_spy:
+            return
+        report = self.logs / f"violation-{run.index}-{re.sub(r'[^a-z]+', '-', kind)}.txt"
+        with report.open("w") as out:
+            for name in [n for n in self.procs.processes if n.startswith(("worker", "daphne"))]:
+                out.write(f"== {name}\n")
+                out.flush()
+                subprocess.run(  # noqa: S603 (py-spy named by the operator, on our own processes)
+                    [self.args.py_spy, "dump", "--pid", str(self.procs.pid(name))],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    timeout=30,
+                    check=False,
+                )
+            with psycopg.connect(self.database.url, autocommit=True) as db:
+                rows = db.execute(
+                    "SELECT pid, state, wait_event_type, wait_event, now() - xact_start, left(query, 200) "
+                    "FROM pg_stat_activity WHERE datname = current_database() AND state <> 'idle' "
+                    "AND pid <> pg_backend_pid()"
+                ).fetchall()
+                logins = db.execute(
+                    "SELECT username, agent_state, connection, worker, lease_until - now() "
+                    "FROM calls_agentlogin ORDER BY username"
+                ).fetchall()
+                live = db.execute(
+                    "SELECT l.username, c.call_id, c.state, c.parent_call_id FROM calls_livecall c "
+                    "JOIN calls_agentlogin l ON l.id = c.login_id ORDER BY l.username, c.call_id"
+                ).fetchall()
+            out.write("== database sessions not idle\n" + "".join(f"{row}\n" for row in rows))
+            out.write("== logins\n" + "".join(f"{row}\n" for row in logins))
+            out.write("== live calls saved\n" + "".join(f"{row}\n" for row in live))
+            state = httpx.get(f"{self.simulator}/control/state", timeout=10).json()
+            for spec in AGENTS:
+                out.write(f"== {spec.user}: screen, then switch\n{self.desks[spec.user].page.screen()}\n")
+                out.write(f"{truth_of(state, spec)}\n")
+            out.write(f"== the switch\n{json.dumps(state)}\n")
+        print(f"  diagnosis: {report}", flush=True)
+
+    def trace(self, message: str) -> None:
+        """A line of what the bench did, with the time, in ``bench.log`` beside the processes' logs."""
+        with (self.logs / "bench.log").open("a") as out:
+            out.write(f"{time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d} {message}\n")
 
     async def history_check(self, run: Run) -> None:
         """Every call the switch showed an agent is in that agent's history, and closed (the calls are
@@ -962,13 +1019,12 @@ class Campaign:
         """Each run's seed drawn from ``--seed``; the fault kinds taken in turn, in an order shuffled
         per round, so every kind is drawn as often as any other (with ``--replay``, the one given)."""
         master = random.Random(self.args.seed)  # noqa: S311 (draws to replay, not secrets)
-        count = 1 if self.args.replay is not None else self.args.runs
-        seeds = (
-            [self.args.replay]
-            if self.args.replay is not None
-            else [master.getrandbits(32) for _ in range(count)]
-        )
+        replay: list[int] | None = self.args.replay
+        count = len(replay) if replay is not None else self.args.runs
+        seeds = replay if replay is not None else [master.getrandbits(32) for _ in range(count)]
         kinds: list[str] = []
+        if replay is not None and len(self.faults) == count:
+            kinds = list(self.faults)
         while len(kinds) < count:
             kinds += master.sample(self.faults, len(self.faults))
         for index, (seed, fault) in enumerate(zip(seeds, kinds, strict=False), 1):
@@ -999,7 +1055,9 @@ class Campaign:
         self.fault_until = 0.0
         for index in range(len(steps) + 1):
             step = steps[index][1] if index < len(steps) else None
+            self.trace(f"run {run.index} step {index}: {steps[index][0] if step else 'the end'}")
             if index == run.fault_step:
+                self.trace(f"run {run.index}: {run.fault}")
                 ended = await self.inject(run, step)
                 await self.settle(run, ended, "recovery", run.fault)
                 await self.after_fault(run)
@@ -1045,6 +1103,7 @@ class Campaign:
         """Every call hung up, every worker serving, every agent logged in; the screens equal the
         switch; then the history of the run's calls is checked."""
         self.fault_until = 0.0
+        self.trace(f"run {run.index}: clean up")
         try:
             async with asyncio.timeout(CLEANUP_S * 3):
                 if self.private_redis and not redis_answers(self.redis_url):
@@ -1144,9 +1203,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="seed from which each run's seed is drawn (1)")
     parser.add_argument(
         "--replay",
-        type=int,
+        type=lambda text: [int(seed) for seed in text.split(",")],
         default=None,
-        help="one run, by the reproduction seed printed (with its --faults)",
+        help="one run, by the reproduction seed printed (with its --faults); or runs one after the "
+        "other, by their seeds and faults in the same order (a run that fails after another: "
+        "--replay 3145376833,2040906048 --faults switch_reset,voice_api_slow)",
     )
     parser.add_argument(
         "--faults", default=",".join(FAULTS), help=f"the fault kinds to draw from (all: {','.join(FAULTS)})"
@@ -1167,6 +1228,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=0.0, help="bound on the whole campaign (60 + 60 s a run)"
     )
+    parser.add_argument(
+        "--py-spy",
+        default="",
+        help="path to py-spy: at each violation, the stacks of the workers and daphnes and the "
+        "database's busy sessions go to the process logs (off)",
+    )
     args = parser.parse_args(argv)
     args.faults = [f for f in args.faults.split(",") if f]
     args.scenarios = [s for s in args.scenarios.split(",") if s]
@@ -1177,7 +1244,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.runs < 1 or not args.faults or not args.scenarios or args.lease_seconds < 1:
         parser.error("--runs, --faults, --scenarios and --lease-seconds (at least 1) must be given")
     if not args.timeout:
-        args.timeout = 60.0 + 60.0 * (1 if args.replay is not None else args.runs)
+        args.timeout = 60.0 + 60.0 * (len(args.replay) if args.replay is not None else args.runs)
     return args
 
 

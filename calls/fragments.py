@@ -15,6 +15,7 @@ from typing import Any
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from .directory import search
 from .models import AgentLogin, CallRecord, DispositionCode, LiveCall, NotReadyReason
@@ -34,7 +35,8 @@ def card(live: LiveCall, *, oob: str = "", facts: CardFacts | None = None) -> st
         "consult_for": facts.consult_for,
         "oob": oob,
     }
-    return render_to_string("calls/card.html", context)
+    # Rendered by Jinja2, which escaped it already (desktop/jinja.py): the page takes it as it is.
+    return SafeString(render_to_string("calls/card.html", context, using="jinja2"))
 
 
 @dataclass(frozen=True)

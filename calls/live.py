@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from . import fragments
-from .models import AgentLogin, CallRecord, DispositionCode, LiveCall, NotReadyReason
+from .models import AgentLogin, CallRecord, DispositionCode, LiveCall, NotReadyReason, Supervision, Team
 from .persist import in_parallel
 from .templatetags.calls import parties
 from .voice import AgentState, Call
@@ -46,11 +46,16 @@ class Reference:
     Read before the first push, and at once after an admin changes them in this process. A change
     made in another process (the admin runs in the web processes) is found by ``watch``, which
     reads them every ``REFERENCE_SECONDS`` and, when they differ, has every page re-rendered: no
-    push waits for the database, and no page shows an old list for longer than that."""
+    push waits for the database, and no page shows an old list for longer than that.
+
+    With them, which logins some team board shows (``on_boards``): only their changes are rendered
+    for the boards, so an agent on no team costs no board queries."""
 
     def __init__(self) -> None:
         self.reasons: list[NotReadyReason] = []
         self.codes: list[DispositionCode] = []
+        # The logins on a team board (members, leads, anyone in a supervision); None until read.
+        self.boards: frozenset[int] | None = None
         self._read = False
         self._changed = True
         # Counts the changes read so far.
@@ -66,6 +71,10 @@ class Reference:
         if self._changed or not self._read:
             await self.refresh()
         return self
+
+    def on_boards(self, login_id: int) -> bool:
+        """Whether a team board shows the login (or may: the lists were never read)."""
+        return self.boards is None or login_id in self.boards
 
     async def refresh(self) -> bool:
         """Read the lists again (one read at a time); whether they differ from before."""
@@ -87,12 +96,13 @@ class Reference:
 
     async def _fetch(self) -> bool:
         try:
-            reasons, codes = await in_parallel(_read_reference)()
+            reasons, codes, boards = await in_parallel(_read_reference)()
         except Exception:
             log.exception("could not read the Not Ready reasons and disposition codes; keeping the last")
             return False
         differ = _signature(reasons, codes) != _signature(self.reasons, self.codes)
         self.reasons, self.codes, self._read = reasons, codes, True
+        self.boards = boards
         self.version += differ
         return differ
 
@@ -105,8 +115,12 @@ def _signature(reasons: list[NotReadyReason], codes: list[DispositionCode]) -> t
     )
 
 
-def _read_reference() -> tuple[list[NotReadyReason], list[DispositionCode]]:
-    return list(NotReadyReason.objects.all()), list(DispositionCode.objects.filter(active=True))
+def _read_reference() -> tuple[list[NotReadyReason], list[DispositionCode], frozenset[int]]:
+    members = Team.members.through.objects.values_list("agentlogin_id", flat=True)
+    leads = AgentLogin.objects.filter(user__led_teams__isnull=False).values_list("pk", flat=True)
+    supervisions = Supervision.objects.values_list("lead_id", "member_id")
+    boards = frozenset([*members, *leads, *(pk for pair in supervisions for pk in pair)])
+    return list(NotReadyReason.objects.all()), list(DispositionCode.objects.filter(active=True)), boards
 
 
 REFERENCE = Reference()

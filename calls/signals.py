@@ -13,12 +13,12 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
-from django.db.models.signals import post_delete, post_save, pre_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from . import services
 from .live import REFERENCE
-from .models import AgentLogin, DispositionCode, NotReadyReason
+from .models import AgentLogin, DispositionCode, NotReadyReason, Supervision, Team
 from .worker import CHANNEL
 
 log = logging.getLogger("switchboard.sessions")
@@ -90,7 +90,11 @@ def stop_when_disabled(
 
 @receiver([post_save, post_delete], sender=NotReadyReason)
 @receiver([post_save, post_delete], sender=DispositionCode)
+@receiver([post_save, post_delete], sender=Team)
+@receiver([post_save, post_delete], sender=Supervision)
+@receiver(m2m_changed, sender=Team.members.through)
+@receiver(m2m_changed, sender=Team.leads.through)
 def reference_changed(**kwargs: Any) -> None:
-    """The sessions of this process show the admin's new lists from their next push on (other
-    processes read them again within ``calls.live.REFERENCE_SECONDS``)."""
+    """The sessions of this process show the admin's new lists, and follow who is on a team board,
+    from their next push on (other processes read them again within ``calls.live.REFERENCE_SECONDS``)."""
     REFERENCE.changed()

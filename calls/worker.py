@@ -446,7 +446,8 @@ class AgentSession:
 
     async def _saved(self) -> None:
         """Once a batch of the agent's changes is saved: the boards of the agent's teams follow."""
-        await board.member_changed(self.login_id)
+        if self.desk.reference.on_boards(self.login_id):
+            await board.member_changed(self.login_id)
 
     async def push(self, html: str) -> None:
         """Send fragments to every desk tab of the agent, now."""

@@ -28,7 +28,8 @@ from django.template.loader import get_template, render_to_string
 from django.utils.cache import patch_cache_control
 
 from calls import audit, ratelimit
-from calls.models import AuditEntry
+from calls.db import database_sync_to_async
+from calls.models import AgentLogin, AuditEntry
 
 log = logging.getLogger("switchboard.security")
 
@@ -190,13 +191,27 @@ class RequestBodyMiddleware(_Middleware):
         return HttpResponse(f"Refused: {why}.", status=status, content_type="text/plain; charset=utf-8")
 
 
-def _fingerprint(request: HttpRequest, view_name: str, view_kwargs: dict[str, Any]) -> str:
-    """Which action this is: the view, its URL arguments and the form, but not the CSRF token."""
+def _fingerprint(
+    request: HttpRequest, view_name: str, view_kwargs: dict[str, Any], state: object = None
+) -> str:
+    """Which action this is: the view, its URL arguments and the form, but not the CSRF token; and
+    ``state``, what it acts on as the desk has it, when it is not the call in the URL."""
     form = sorted(
         (key, tuple(request.POST.getlist(key))) for key in request.POST if key != "csrfmiddlewaretoken"
     )
-    text = repr((view_name, sorted(view_kwargs.items()), form))
+    text = repr((view_name, sorted(view_kwargs.items()), form, state))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@database_sync_to_async
+def _agent_state(user_id: int) -> object:
+    """The agent's state and since when, as saved: a Login again after the switch logged the agent
+    out (a restart) is a new action, not a double click, however soon it follows the first."""
+    return (
+        AgentLogin.objects.filter(user_id=user_id, enabled=True)
+        .values_list("agent_state", "state_since")
+        .first()
+    )
 
 
 def _toast(message: str, status: int) -> HttpResponse:
@@ -217,7 +232,9 @@ class DeskGuardMiddleware(_Middleware):
 
     1. An action identical to the user's previous one within ACTION_DUPLICATE_WINDOW_SECONDS (a
        double click, a key held down) is answered 204 and never reaches the Voice API; one that
-       is refused or fails is forgotten, so the agent may retry it at once.
+       is refused or fails is forgotten, so the agent may retry it at once. An agent-state action
+       is identical only while the agent's saved state is unchanged: after the switch logged the
+       agent out, a Login is a new action.
     2. More actions than ACTION_RATE_LIMIT allows are answered 429 with a toast, and audited.
     3. A sign-in for a username that failed LOGIN_FAILURE_LIMIT times (from any address), or from an
        address that failed LOGIN_ADDRESS_FAILURE_LIMIT times, waits a time that doubles with each
@@ -272,7 +289,8 @@ class DeskGuardMiddleware(_Middleware):
             response = _toast(STORM_MESSAGE, 429)
             response.headers["Retry-After"] = str(ratelimit.action_window_seconds())
             return response
-        fingerprint = _fingerprint(request, view_name, kwargs)
+        state = await _agent_state(user.pk) if view_name == "agent-operation" else None
+        fingerprint = _fingerprint(request, view_name, kwargs, state)
         if not await ratelimit.claim_action(user.pk, fingerprint):
             return HttpResponse(status=204)  # the first one is on its way; its outcome is what counts
         request.META[CLAIMED_ACTION_KEY] = (user.pk, fingerprint)

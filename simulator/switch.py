@@ -303,6 +303,7 @@ class Switch:
 
     def reset(self) -> None:
         """Back to the seeded directory, no calls, the settings the switch was started with."""
+        log.info("the switch is reset")
         for call in list(self.calls.values()):
             self._cancel_timers(call)
         self.calls.clear()
@@ -1023,6 +1024,7 @@ class Switch:
     # -- agent state ---------------------------------------------------------------------------
 
     def login(self, agent: Agent, place: str = "") -> None:
+        log.info("agent %s logged in", agent.login)
         agent.logged_in = True
         agent.place = place
         agent.state, agent.reason = "NotReady", ""
@@ -1034,6 +1036,7 @@ class Switch:
             supervisor = self.agents.get(monitor.supervisor)
             if supervisor is not None and agent.login in (monitor.supervisor, monitor.target):
                 self.stop_supervising(supervisor)
+        log.info("agent %s logged out", agent.login)
         agent.logged_in = False
         agent.state, agent.reason = "LoggedOut", ""
         self._publish(AgentEvent(agent))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 
 from django import template
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString
 
 from calls.models import LiveCall
 from calls.operations import INPUT_HINTS, INPUT_PATTERNS, shortcuts
@@ -37,3 +39,20 @@ def input_hint(param: str) -> str:
 @register.simple_tag
 def keyboard_shortcuts() -> list[tuple[str, str]]:
     return shortcuts()
+
+
+@register.simple_tag
+def keypad(target: str) -> SafeString:
+    """The keypad that types into the field ``target`` (the card's DTMF field, the dial field)."""
+    return _jinja("calls/keypad.html", {"target": target})
+
+
+@register.simple_tag
+def directory_list(list_id: str) -> SafeString:
+    """The directory's list ``list_id`` under a number field (a card's transfer forms, the dial form)."""
+    return _jinja("calls/directory_list.html", {"list_id": list_id})
+
+
+def _jinja(name: str, context: dict[str, str]) -> SafeString:
+    # Rendered by the Jinja2 engine, as the call card includes it; its output is escaped already.
+    return SafeString(render_to_string(name, context, using="jinja2"))

@@ -63,6 +63,28 @@ async def test_a_double_click_on_hold_reaches_the_voice_api_once(
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
+async def test_a_login_again_after_the_switch_logged_the_agent_out_is_not_taken_for_a_double_click(
+    simulator: str, agent1: AgentLogin, worker: RunningWorker
+) -> None:
+    """The switch restarts just after the agent logged in: the desk shows them logged out, and their
+    Login a moment later logs them in again rather than being answered 204 and dropped."""
+    desk = await ready_desk(agent1)
+    client = await desk_client(agent1.user)
+    assert (await client.post("/agent/", {"operation": "Login"})).status_code == 204
+
+    await control(simulator, "POST", "/control/reset")
+    await desk.until(r'id="agent-state"[^>]*data-state="LoggedOut"')
+    again = await client.post("/agent/", {"operation": "Login"})
+
+    assert again.status_code == 204
+    await desk.until(r'id="agent-state"[^>]*data-state="NotReady"')
+    agents = (await control(simulator, "GET", "/control/state"))["agents"]
+    assert next(a for a in agents if a["login"] == "agent1")["loggedIn"] is True
+    await desk.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
 async def test_two_dial_requests_at_once_place_one_call(
     simulator: str, agent1: AgentLogin, worker: RunningWorker
 ) -> None:
