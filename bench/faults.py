@@ -48,6 +48,11 @@ when its target is missing, and a card present twice is a violation.
     .venv/bin/python bench/faults.py                 # 1,000 runs
     .venv/bin/python bench/faults.py --runs 100 --seed 7
     .venv/bin/python bench/faults.py --replay 1973981844 --faults cometd_drop   # one run again
+    .venv/bin/python bench/faults.py --replay 3145376833,2040906048 --faults switch_reset,voice_api_slow
+
+The last replays two runs in order (one that fails only after the other). ``--py-spy`` writes, at each
+violation, the processes' stacks and the database's, the desk's and the switch's state beside the
+logs; ``bench.log`` there traces the bench's own steps.
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust) and ``redis-server`` (or ``--redis-url``).
 Creates the database ``switchboard_faults_<random>``, dropped at the end with the bench's Redis.

@@ -56,7 +56,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1579,7 +1579,26 @@ def entry(argv: list[str]) -> int:
     print(f"host: {host}; loopback only", flush=True)
     if args.sweep:
         return sweep(args, argv)
-    return asyncio.run(main(args))
+    return run_bounded(main(args))
+
+
+def run_bounded(coroutine: Coroutine[Any, Any, int]) -> int:
+    """As ``asyncio.run``, but what is still running once ``coroutine`` has returned gets 5 s to stop
+    after its cancellation, not for ever: a Redis client can swallow a cancellation
+    (redis/redis-py#2028), and the bench must end once it has printed its figures."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            _, stuck = loop.run_until_complete(asyncio.wait(pending, timeout=5))
+            if stuck:
+                print(f"{len(stuck)} tasks would not stop; leaving them", file=sys.stderr, flush=True)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 if __name__ == "__main__":

@@ -221,7 +221,7 @@ def agent_state(login: AgentLogin, *, oob: bool = True, facts: BarFacts | None =
         "disposition": disposition,
         "oob": oob,
     }
-    return render_to_string("calls/agent_state.html", context)
+    return SafeString(render_to_string("calls/agent_state.html", context, using="jinja2"))
 
 
 def connection(login: AgentLogin, *, oob: bool = True) -> str:

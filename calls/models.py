@@ -8,12 +8,14 @@ changed; audit entries only by ``calls.audit``, once each; supervisions only by
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
+from django.db.models import DEFERRED
 from django.utils import timezone
 
 from .crypto import EncryptedTextField
@@ -214,6 +216,8 @@ class CallRecord(models.Model):
     released_from = models.CharField(max_length=20, blank=True, editable=False)
 
     objects = CallRecordQuerySet.as_manager()
+    # The values as read from the database (None for a row not read).
+    _read: dict[str, Any] | None = None
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -222,6 +226,23 @@ class CallRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.call_id} {self.started_at:%Y-%m-%d %H:%M}"
+
+    @classmethod
+    def from_db(
+        cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any
+    ) -> CallRecord:
+        """As read, with the values read (``changed_fields``)."""
+        record = super().from_db(db, field_names, values, **kwargs)
+        record._read = dict(zip(field_names, values, strict=True))
+        return record
+
+    def changed_fields(self, fields: Iterable[str]) -> list[str]:
+        """Which of ``fields`` differ from what was read (all of them for a row not read)."""
+        read = self._read
+        if read is None:
+            return list(fields)
+        columns = {field.name: field.attname for field in self._meta.concrete_fields}
+        return [name for name in fields if read.get(columns[name], DEFERRED) != getattr(self, columns[name])]
 
     @property
     def callback_number(self) -> str:

@@ -22,7 +22,13 @@ from typing import Any, ParamSpec, TypeVar
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from . import metrics
 from .db import database_sync_to_async
@@ -69,15 +75,25 @@ def _on_pool_thread(func: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
-def _run(batch: list[Write]) -> None:
-    """One batch in one transaction."""
+class NotOwner(Exception):
+    """The batch's fence failed: another process owns what the batch would write."""
+
+
+def _run(batch: list[Write], fence: Callable[[], bool] | None) -> None:
+    """One batch in one transaction, once ``fence`` (run first, inside it) says the writes are ours."""
     with transaction.atomic():
+        if fence is not None and not fence():
+            raise NotOwner
         for write in batch:
             write()
 
 
 class Writer:
-    """One agent's writes, in the order they were put; ``after`` runs once each batch is saved."""
+    """One agent's writes, in the order they were put; ``after`` runs once each batch is saved.
+
+    ``fence`` runs first in each batch's transaction: when it says the agent's session is no longer
+    this process's (another worker has taken it over), the batch is dropped, never retried, and
+    ``lost`` is called: two owners' writes must never interleave."""
 
     pending_total = 0
 
@@ -87,10 +103,14 @@ class Writer:
         *,
         after: Callable[[], Awaitable[None]],
         failed: Callable[[], None],
+        fence: Callable[[], bool] | None = None,
+        lost: Callable[[], None] = lambda: None,
     ) -> None:
         self.login_id = login_id
         self._after = after
         self._failed = failed
+        self._fence = fence
+        self._lost = lost
         self._pending: list[Write] = []
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -136,11 +156,18 @@ class Writer:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(ATTEMPTS),
                 wait=wait_exponential(multiplier=0.1, max=2),
-                retry=retry_if_exception_type(Exception),
+                retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(NotOwner),
                 reraise=True,
             ):
                 with attempt:
-                    await run(batch)
+                    await run(batch, self._fence)
+        except NotOwner:
+            log.warning(
+                "login %s: another worker holds the session now; %d writes left to it",
+                self.login_id,
+                len(batch),
+            )
+            self._lost()
         except Exception as exc:
             metrics.WRITES_FAILED.inc()
             log.error(

@@ -124,22 +124,25 @@ def _record(login: AgentLogin, call: Call, now: datetime.datetime) -> None:
     4. Released: the outcome, and a transfer the agent completed (see ``_close``).
     """
     started = now - datetime.timedelta(seconds=call.duration)
-    record, created = CallRecord.objects.get_or_create(
-        login=login,
-        call_id=call.id,
-        defaults={
-            "call_type": call.call_type,
-            "direction": DIRECTIONS.get(call.call_type)
+    # A new row is inserted once, when folded (``_save_record``): one statement rather than an
+    # insert and an update. An agent's writes are one at a time; should another process insert the
+    # row first (a worker taking over), the batch fails on the unique key and is retried whole.
+    record = CallRecord.objects.filter(login=login, call_id=call.id).first()
+    if record is None:
+        record = CallRecord(
+            login=login,
+            call_id=call.id,
+            call_type=call.call_type,
+            direction=DIRECTIONS.get(call.call_type)
             or (CallRecord.INBOUND if call.state == "Ringing" else CallRecord.OUTBOUND),
-            "parent_call_id": call.parent_id or "",
-            "dnis": call.dnis,
-            "parties": list(call.participants),
-            "user_data": call.user_data,
-            "started_at": started,
-            "state_since": started,
-        },
-    )
-    if not created:
+            parent_call_id=call.parent_id or "",
+            dnis=call.dnis,
+            parties=list(call.participants),
+            user_data=call.user_data,
+            started_at=started,
+            state_since=started,
+        )
+    else:
         record.parties = list(dict.fromkeys([*record.parties, *call.participants]))
         if call.user_data:
             record.user_data = call.user_data
@@ -174,12 +177,15 @@ def _save_record(record: CallRecord) -> None:
     from a view, possibly while a write of the worker is on its way."""
     if record._state.adding:
         record.save()
-    else:
-        record.save(update_fields=[f.name for f in CallRecord._meta.concrete_fields if f.name not in KEPT])
+    elif changed := record.changed_fields(SAVED_FIELDS):
+        # Only what changed: fewer columns to write, and nothing at all for an event that changes
+        # nothing of the history (a repeat, a change of capabilities only).
+        record.save(update_fields=changed)
 
 
 # Fields of a history row that only the agent writes.
 KEPT = {"id", "login", "call_id", "disposition"}
+SAVED_FIELDS = [f.name for f in CallRecord._meta.concrete_fields if f.name not in KEPT]
 
 
 def _account(record: CallRecord, now: datetime.datetime, left: str) -> None:

@@ -220,6 +220,14 @@ def release_many(login_ids: list[int]) -> None:
     AgentLogin.objects.filter(pk__in=login_ids, worker=WORKER_ID).update(worker="", lease_until=None)
 
 
+def holds_lease(login_id: int) -> bool:
+    """Inside a write's transaction: whether this worker still holds the login's lease. The row is
+    locked until the write commits, so no other worker takes the session over in between; one that
+    has taken it over already gets none of this worker's writes."""
+    held = AgentLogin.objects.select_for_update().filter(pk=login_id, worker=WORKER_ID)
+    return bool(list(held.values_list("pk", flat=True)[:1]))
+
+
 def save_credentials(login_id: int, credentials: Credentials) -> None:
     """What borrowers need to act in the session (encrypted at rest), while this worker owns it."""
     AgentLogin.objects.filter(pk=login_id, worker=WORKER_ID).update(
@@ -302,7 +310,13 @@ class AgentSession:
         # Whether this session has been connected (and said so) yet.
         self._up = False
         self.desk = Desk(login)
-        self.writer = Writer(login.pk, after=self._saved, failed=self._write_failed)
+        self.writer = Writer(
+            login.pk,
+            after=self._saved,
+            failed=self._write_failed,
+            fence=functools.partial(holds_lease, login.pk),
+            lost=self.stop,
+        )
         self.presence = Presence(
             AgentState(login.agent_state, login.state_reason),
             act=self.act,

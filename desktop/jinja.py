@@ -1,6 +1,7 @@
-"""The Jinja2 environment of the templates under ``jinja/``: the call card and what it includes, the
-fragments a session worker renders for every call event, where Django's template engine costs
-several milliseconds a card. The filters and helpers are the ones the Django templates use."""
+"""The Jinja2 environment of the templates under ``jinja/``: the call card (and what it includes) and
+the agent-state bar, the fragments a session worker renders for every call event, where Django's
+template engine costs several milliseconds a card. The filters and helpers are the ones the Django
+templates use."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.urls import get_script_prefix, reverse
 from jinja2 import Environment
 
 from calls.templatetags.calls import epoch, input_hint, input_pattern, parties
+from calls.templatetags.history import clock
 from calls.templatetags.supervision import supervision_notice
 
 
@@ -30,5 +32,7 @@ def environment(**options: Any) -> Environment:
     options.pop("autoescape", None)
     env = Environment(autoescape=True, **options)
     env.globals.update(url=url, supervision_notice=supervision_notice)
-    env.filters.update(epoch=epoch, parties=parties, input_pattern=input_pattern, input_hint=input_hint)
+    env.filters.update(
+        epoch=epoch, parties=parties, input_pattern=input_pattern, input_hint=input_hint, clock=clock
+    )
     return env

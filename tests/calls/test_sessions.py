@@ -7,6 +7,7 @@ consumer on the in-memory layer, and the desktop consumer through Channels' comm
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from typing import Any
@@ -20,6 +21,7 @@ from calls import actions
 from calls import worker as calls_worker
 from calls.backends import backend_for
 from calls.models import AgentLogin
+from calls.voice import Call, CallChanged
 from calls.worker import AgentSession
 from desktop.settings import channel_layers_from_env
 from tests.desk import (
@@ -184,6 +186,8 @@ async def test_after_a_cometd_drop_an_outage_and_a_worker_restart_the_state_equa
 async def test_a_malformed_notification_is_logged_and_skipped(
     simulator: str, agent1: AgentLogin, caplog: pytest.LogCaptureFixture
 ) -> None:
+    await calls_worker.set_wanted(agent1.pk, True)
+    assert await calls_worker.claim(agent1.pk) is not None  # a session writes only under its lease
     session = AgentSession(agent1)
     backend = backend_for(agent1)
     caplog.set_level(logging.WARNING, logger="switchboard.genesys")
@@ -209,6 +213,28 @@ async def test_a_malformed_notification_is_logged_and_skipped(
     await session.writer.flush()
     await saved(lambda: live_calls(agent1), {"X3": ("Ringing", "")})
     await backend.aclose()
+
+
+async def test_a_session_whose_lease_another_worker_took_writes_nothing_more_and_stops(
+    agent1: AgentLogin, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two owners' writes must never interleave: once another worker holds the lease (this one was
+    too slow to renew it), what this session still has to save is left to the new owner."""
+    await calls_worker.set_wanted(agent1.pk, True)
+    assert await calls_worker.claim(agent1.pk) is not None
+    session = AgentSession(agent1)
+    session.task = asyncio.create_task(asyncio.sleep(3600))
+    await sync_to_async(AgentLogin.objects.filter(pk=agent1.pk).update)(worker="another-worker")
+    caplog.set_level(logging.WARNING, logger="switchboard.persist")
+
+    await session.apply(CallChanged(Call(id="X9", state="Ringing", call_type="Inbound")))
+    await session.writer.flush()
+
+    assert await live_calls(agent1) == {}
+    assert session.stopping and session.task.cancelling()
+    assert "another worker holds the session now" in caplog.text
+    with contextlib.suppress(asyncio.CancelledError):
+        await session.task
 
 
 async def test_deactivating_the_user_stops_the_session_and_says_so(
