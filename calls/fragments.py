@@ -15,7 +15,8 @@ from typing import Any
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.safestring import SafeString
+
+from desktop import jinja
 
 from .directory import search
 from .models import AgentLogin, CallRecord, DispositionCode, LiveCall, NotReadyReason
@@ -35,8 +36,7 @@ def card(live: LiveCall, *, oob: str = "", facts: CardFacts | None = None) -> st
         "consult_for": facts.consult_for,
         "oob": oob,
     }
-    # Rendered by Jinja2, which escaped it already (desktop/jinja.py): the page takes it as it is.
-    return SafeString(render_to_string("calls/card.html", context, using="jinja2"))
+    return jinja.render("calls/card.html", context)
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ def agent_state(login: AgentLogin, *, oob: bool = True, facts: BarFacts | None =
         "disposition": disposition,
         "oob": oob,
     }
-    return SafeString(render_to_string("calls/agent_state.html", context, using="jinja2"))
+    return jinja.render("calls/agent_state.html", context)
 
 
 def connection(login: AgentLogin, *, oob: bool = True) -> str:

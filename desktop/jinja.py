@@ -8,7 +8,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from django.template.loader import render_to_string
 from django.urls import get_script_prefix, reverse
+from django.utils.safestring import SafeString
 from jinja2 import Environment
 
 from calls.templatetags.calls import epoch, input_hint, input_pattern, parties
@@ -36,3 +38,9 @@ def environment(**options: Any) -> Environment:
         epoch=epoch, parties=parties, input_pattern=input_pattern, input_hint=input_hint, clock=clock
     )
     return env
+
+
+def render(name: str, context: dict[str, Any]) -> SafeString:
+    """The template ``name`` under ``jinja/`` rendered; Jinja2 escaped it already, so Django's
+    templates and ``format_html`` take it as it is."""
+    return SafeString(render_to_string(name, context, using="jinja2"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 
 from django import template
-from django.template.loader import render_to_string
 from django.utils.safestring import SafeString
 
 from calls.models import LiveCall
@@ -44,15 +43,14 @@ def keyboard_shortcuts() -> list[tuple[str, str]]:
 @register.simple_tag
 def keypad(target: str) -> SafeString:
     """The keypad that types into the field ``target`` (the card's DTMF field, the dial field)."""
-    return _jinja("calls/keypad.html", {"target": target})
+    from desktop import jinja  # desktop.jinja imports this module's filters
+
+    return jinja.render("calls/keypad.html", {"target": target})
 
 
 @register.simple_tag
 def directory_list(list_id: str) -> SafeString:
     """The directory's list ``list_id`` under a number field (a card's transfer forms, the dial form)."""
-    return _jinja("calls/directory_list.html", {"list_id": list_id})
+    from desktop import jinja  # desktop.jinja imports this module's filters
 
-
-def _jinja(name: str, context: dict[str, str]) -> SafeString:
-    # Rendered by the Jinja2 engine, as the call card includes it; its output is escaped already.
-    return SafeString(render_to_string(name, context, using="jinja2"))
+    return jinja.render("calls/directory_list.html", {"list_id": list_id})
