@@ -952,6 +952,19 @@ class Campaign:
         name = next((n for n in self.workers if self.procs.pid(n) == pid), None)
         return name, time.monotonic() + max(0.0, left)
 
+    async def lease_end(self, pid: int) -> float:
+        """When the last lease the (dead) worker process ``pid`` held runs out (a monotonic time)."""
+        assert self.db is not None
+        row = await (
+            await self.db.execute(
+                "SELECT max(extract(epoch from lease_until - now())) FROM calls_agentlogin "
+                "WHERE worker LIKE %s",
+                (f"%:{pid}:%",),
+            )
+        ).fetchone()
+        left = float(row[0]) if row and row[0] is not None else 0.0
+        return time.monotonic() + max(0.0, left)
+
     async def inject(self, run: Run, step: Callable[[], Awaitable[None]] | None) -> float:
         """Starts the fault, runs the step during it, ends the fault; returns when it ended."""
         fault, now = run.fault, time.monotonic()
@@ -969,9 +982,14 @@ class Campaign:
             await self.control_post("/control/faults", {"delay_ms": SLOW_MS, "for_ms": SLOW_FOR_MS})
             ends = now + SLOW_FOR_MS / 1000
         elif fault == "worker_kill":
-            name, lease_ends = await self.owner(user)
+            name, before = await self.owner(user)
             name = name or run.rng.choice(self.workers)
+            pid = self.procs.pid(name)
             self.procs.send_signal(name, signal.SIGKILL).wait()
+            # Read after the kill: a renewal committed just before it moves the end by a third of a lease.
+            lease_ends = await self.lease_end(pid)
+            if lease_ends - before > 0.1:
+                self.trace(f"{name} renewed its leases just before the kill: +{lease_ends - before:.2f} s")
             await self.start_worker(name, wait=False)
             after = functools.partial(self.worker_serving, name)
             ends = lease_ends
