@@ -236,6 +236,10 @@ class CallRecord(models.Model):
         record._read = dict(zip(field_names, values, strict=True))
         return record
 
+    def remember_saved(self) -> None:
+        """What the row holds now is what was saved: ``changed_fields`` compares with it."""
+        self._read = {field.attname: getattr(self, field.attname) for field in self._meta.concrete_fields}
+
     def changed_fields(self, fields: Iterable[str]) -> list[str]:
         """Which of ``fields`` differ from what was read (all of them for a row not read)."""
         read = self._read

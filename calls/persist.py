@@ -79,11 +79,16 @@ class NotOwner(Exception):
     """The batch's fence failed: another process owns what the batch would write."""
 
 
-def _run(batch: list[Write], fence: Callable[[], bool] | None) -> None:
-    """One batch in one transaction, once ``fence`` (run first, inside it) says the writes are ours."""
+def _run(
+    batch: list[Write], fence: Callable[[], bool] | None, begin: Callable[[], None] | None = None
+) -> None:
+    """One batch in one transaction, once ``fence`` (run first, inside it) says the writes are ours;
+    ``begin`` then, before the writes (each attempt at a batch starts it again)."""
     with transaction.atomic():
         if fence is not None and not fence():
             raise NotOwner
+        if begin is not None:
+            begin()
         for write in batch:
             write()
 
@@ -93,7 +98,8 @@ class Writer:
 
     ``fence`` runs first in each batch's transaction: when it says the agent's session is no longer
     this process's (another worker has taken it over), the batch is dropped, never retried, and
-    ``lost`` is called: two owners' writes must never interleave."""
+    ``lost`` is called: two owners' writes must never interleave. ``begin`` runs next, before
+    the batch's writes."""
 
     pending_total = 0
 
@@ -105,12 +111,14 @@ class Writer:
         failed: Callable[[], None],
         fence: Callable[[], bool] | None = None,
         lost: Callable[[], None] = lambda: None,
+        begin: Callable[[], None] | None = None,
     ) -> None:
         self.login_id = login_id
         self._after = after
         self._failed = failed
         self._fence = fence
         self._lost = lost
+        self._begin = begin
         self._pending: list[Write] = []
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -160,7 +168,7 @@ class Writer:
                 reraise=True,
             ):
                 with attempt:
-                    await run(batch, self._fence)
+                    await run(batch, self._fence, self._begin)
         except NotOwner:
             log.warning(
                 "login %s: another worker holds the session now; %d writes left to it",

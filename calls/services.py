@@ -8,7 +8,9 @@ pushes the re-rendered fragments to the agent's group from the event loop. Nothi
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime
+import functools
 import hashlib
 import logging
 import weakref
@@ -18,7 +20,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
-from . import board, fragments
+from . import board, fragments, sql
 from .db import database_sync_to_async
 from .layer import LAYER_ERRORS, health_of
 from .models import AgentLogin, CallRecord, LiveCall
@@ -112,7 +114,51 @@ def _seconds(delta: datetime.timedelta) -> int:
     return max(0, round(delta.total_seconds()))
 
 
-def _record(login: AgentLogin, call: Call, now: datetime.datetime) -> None:
+class History:
+    """An agent's open history rows as its session last saved them, so that an event of a call
+    already seen updates the row without reading it first.
+
+    Only the session's writer uses it, one batch at a time, each in one transaction (``begin`` at
+    its start). A row saved in a batch is seen by that batch's later writes at once, and by later
+    batches only once the batch has committed: a batch rolled back (and retried) starts again from
+    what the database holds. A row leaves once its call has ended (other rows' writes may change
+    an ended row: a completed transfer, a merge into a conference)."""
+
+    def __init__(self) -> None:
+        self._saved: dict[str, CallRecord] = {}
+        self._batch: dict[str, CallRecord] = {}
+
+    def begin(self) -> None:
+        """A batch's transaction starts."""
+        self._batch = {}
+
+    def forget(self) -> None:
+        """Read every row anew (from the event loop, while a batch may be writing: what that batch
+        commits is what the database holds)."""
+        self._saved = {}
+
+    def get(self, login: AgentLogin, call_id: str) -> CallRecord | None:
+        record = self._batch.get(call_id) or self._saved.get(call_id)
+        if record is not None:
+            return copy.copy(record)
+        return CallRecord.objects.filter(login=login, call_id=call_id).order_by().first()
+
+    def saved(self, record: CallRecord) -> None:
+        """``record`` is written (in the open transaction) as it is now."""
+        record.remember_saved()
+        if not self._batch:
+            transaction.on_commit(functools.partial(self._commit, self._batch))
+        self._batch[record.call_id] = record
+
+    def _commit(self, batch: dict[str, CallRecord]) -> None:
+        for call_id, record in batch.items():
+            if record.ended_at is None:
+                self._saved[call_id] = record
+            else:
+                self._saved.pop(call_id, None)
+
+
+def _record(login: AgentLogin, call: Call, now: datetime.datetime, history: History) -> None:
     """Fold one state of the call into its history row.
 
     1. First seen: the row starts ``duration`` ago, in the state it is in now; its direction is
@@ -127,7 +173,7 @@ def _record(login: AgentLogin, call: Call, now: datetime.datetime) -> None:
     # A new row is inserted once, when folded (``_save_record``): one statement rather than an
     # insert and an update. An agent's writes are one at a time; should another process insert the
     # row first (a worker taking over), the batch fails on the unique key and is retried whole.
-    record = CallRecord.objects.filter(login=login, call_id=call.id).first()
+    record = history.get(login, call.id)
     if record is None:
         record = CallRecord(
             login=login,
@@ -159,7 +205,7 @@ def _record(login: AgentLogin, call: Call, now: datetime.datetime) -> None:
     if not call.is_live:
         if record.ended_at is None:
             _close(login, record, now, released_from=left, duration=call.duration)
-        _save_record(record)
+        _save_record(record, history)
         return
     if call.state != left:
         _account(record, now, left)
@@ -169,10 +215,10 @@ def _record(login: AgentLogin, call: Call, now: datetime.datetime) -> None:
     if len(call.participants) > 1 and record.outcome != CallRecord.CONFERENCED:
         record.outcome = CallRecord.CONFERENCED
         _merged_into(login, record, now)
-    _save_record(record)
+    _save_record(record, history)
 
 
-def _save_record(record: CallRecord) -> None:
+def _save_record(record: CallRecord, history: History) -> None:
     """Saves the row the worker worked out, but never the disposition: the agent chooses that,
     from a view, possibly while a write of the worker is on its way."""
     if record._state.adding:
@@ -180,7 +226,10 @@ def _save_record(record: CallRecord) -> None:
     elif changed := record.changed_fields(SAVED_FIELDS):
         # Only what changed: fewer columns to write, and nothing at all for an event that changes
         # nothing of the history (a repeat, a change of capabilities only).
-        record.save(update_fields=changed)
+        sql.update(CallRecord, {name: getattr(record, name) for name in changed}, id=record.pk)
+    else:
+        return
+    history.saved(record)
 
 
 # Fields of a history row that only the agent writes.
@@ -271,31 +320,29 @@ def _merged_into(login: AgentLogin, conference: CallRecord, now: datetime.dateti
 
 def _save_live(login_id: int, call: Call, now: datetime.datetime) -> None:
     """The live call as one upsert; when first seen, its duration says how long ago it started."""
-    LiveCall.objects.bulk_create(
-        [
-            LiveCall(
-                login_id=login_id,
-                call_id=call.id,
-                state=call.state,
-                call_type=call.call_type,
-                parent_call_id=call.parent_id or "",
-                participants=list(call.participants),
-                capabilities=list(call.capabilities),
-                user_data=call.user_data,
-                muted=call.muted,
-                dnis=call.dnis,
-                supervisor=call.supervisor,
-                started_at=now - datetime.timedelta(seconds=call.duration),
-                updated_at=now,
-            )
-        ],
-        update_conflicts=True,
-        unique_fields=["login", "call_id"],
-        update_fields=LIVE_FIELDS,
+    sql.upsert(
+        LiveCall,
+        {
+            "login": login_id,
+            "call_id": call.id,
+            "state": call.state,
+            "call_type": call.call_type,
+            "parent_call_id": call.parent_id or "",
+            "participants": list(call.participants),
+            "capabilities": list(call.capabilities),
+            "user_data": call.user_data,
+            "muted": call.muted,
+            "dnis": call.dnis,
+            "supervisor": call.supervisor,
+            "started_at": now - datetime.timedelta(seconds=call.duration),
+            "updated_at": now,
+        },
+        unique=("login", "call_id"),
+        updated=LIVE_FIELDS,
     )
 
 
-LIVE_FIELDS = [
+LIVE_FIELDS = (
     "state",
     "call_type",
     "parent_call_id",
@@ -306,33 +353,36 @@ LIVE_FIELDS = [
     "dnis",
     "supervisor",
     "updated_at",
-]
+)
 
 
 # --- What the session worker saves behind its pushes (``calls.persist`` runs these in order) -----
 # Each takes the time the worker learnt the change, not the time it is written.
 
 
-def save_call(login: AgentLogin, call: Call, now: datetime.datetime) -> None:
+def save_call(login: AgentLogin, call: Call, now: datetime.datetime, history: History | None = None) -> None:
     """One call notification: the live call saved (or dropped when released), its history updated."""
-    _record(login, call, now)
+    _record(login, call, now, history or History())
     if call.is_live:
         _save_live(login.pk, call, now)
     else:
-        LiveCall.objects.filter(login_id=login.pk, call_id=call.id).delete()
+        sql.delete(LiveCall, login=login.pk, call_id=call.id)
 
 
-def save_calls(login: AgentLogin, calls: Iterable[Call], now: datetime.datetime) -> None:
+def save_calls(
+    login: AgentLogin, calls: Iterable[Call], now: datetime.datetime, history: History | None = None
+) -> None:
     """A full resync: the saved live calls become exactly the server's; calls gone are closed."""
+    history = history or History()
     calls = [c for c in calls if c.is_live]
     gone = LiveCall.objects.filter(login_id=login.pk).exclude(call_id__in=[c.id for c in calls])
     gone_ids = list(gone.values_list("call_id", flat=True))
     gone.delete()
     for record in CallRecord.objects.filter(login_id=login.pk, call_id__in=gone_ids, ended_at__isnull=True):
         _close(login, record, now, released_from=record.final_state)
-        _save_record(record)
+        _save_record(record, history)
     for call in calls:
-        _record(login, call, now)
+        _record(login, call, now, history)
         _save_live(login.pk, call, now)
 
 
@@ -344,7 +394,7 @@ def save_agent_state(login_id: int, state: AgentState, since: datetime.datetime)
     }
     if state.state != "AfterCallWork":
         fields["wrap_up_until"] = None  # the limit belonged to the after-call work just left
-    AgentLogin.objects.filter(pk=login_id).update(**fields)
+    sql.update(AgentLogin, fields, id=login_id)
 
 
 def save_connection(login_id: int, status: str, reason: str) -> None:

@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from . import audit, backends, board, fragments, metrics, services
+from . import audit, backends, board, fragments, metrics, services, sql
 from .db import database_sync_to_async
 from .layer import LAYER_ERRORS, health_of
 from .live import REFERENCE, Desk
@@ -224,8 +224,7 @@ def holds_lease(login_id: int) -> bool:
     """Inside a write's transaction: whether this worker still holds the login's lease. The row is
     locked until the write commits, so no other worker takes the session over in between; one that
     has taken it over already gets none of this worker's writes."""
-    held = AgentLogin.objects.select_for_update().filter(pk=login_id, worker=WORKER_ID)
-    return bool(list(held.values_list("pk", flat=True)[:1]))
+    return sql.lock(AgentLogin, id=login_id, worker=WORKER_ID)
 
 
 def save_credentials(login_id: int, credentials: Credentials) -> None:
@@ -310,12 +309,14 @@ class AgentSession:
         # Whether this session has been connected (and said so) yet.
         self._up = False
         self.desk = Desk(login)
+        self.history = services.History()
         self.writer = Writer(
             login.pk,
             after=self._saved,
             failed=self._write_failed,
             fence=functools.partial(holds_lease, login.pk),
             lost=self.stop,
+            begin=self.history.begin,
         )
         self.presence = Presence(
             AgentState(login.agent_state, login.state_reason),
@@ -399,6 +400,8 @@ class AgentSession:
     async def _attempt_session(self) -> None:
         # A session a worker left behind (a drain, a crash) may still be good: the backend may resume it.
         backend = backends.backend_for(self.login, backends.credentials_of(self.login))
+        # Another worker may have run the session since the last attempt: its rows are read anew.
+        self.history.forget()
         # A worker's start brings its sessions up a bounded number at a time: sign-in and first resync.
         starting = self._starting
         if starting is not None:
@@ -558,7 +561,7 @@ class AgentSession:
         desk, put, login_id = self.desk, self.writer.put, self.login_id
         if isinstance(event, CallChanged):
             await self.push(desk.call(event.call, now))
-            put(functools.partial(services.save_call, desk.login, event.call, now))
+            put(functools.partial(services.save_call, desk.login, event.call, now, self.history))
             await self.presence.call_changed(event.call)
         elif isinstance(event, AgentStateChanged):
             await self.push(desk.agent_state(event.state, now))
@@ -568,7 +571,7 @@ class AgentSession:
         elif isinstance(event, Resynced):
             self._last_resync = time.monotonic()
             await self.push(desk.resynced(event.calls, event.state, now))
-            put(functools.partial(services.save_calls, desk.login, event.calls, now))
+            put(functools.partial(services.save_calls, desk.login, event.calls, now, self.history))
             put(functools.partial(services.save_agent_state, login_id, event.state, desk.login.state_since))
             self.login.agent_state = event.state.state
             self.presence.resynced(event.calls, event.state)
