@@ -827,7 +827,10 @@ class Bench:
         self.redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
         self.simulator = f"http://127.0.0.1:{free_port()}"
         self.desks = [f"http://127.0.0.1:{free_port()}" for _ in range(args.daphnes)]
-        env = desk_env(self.database.url, self.redis_url, {"SECURE_COOKIES": "0"})  # plain HTTP on loopback
+        # Plain HTTP on loopback.
+        env = desk_env(
+            self.database.url, self.redis_url, {"SECURE_COOKIES": "0", "CHANNEL_LAYER": args.channel_layer}
+        )
         # The bench prints the processes' logs itself when it fails.
         self.procs = Processes(
             env,
@@ -1402,7 +1405,9 @@ def sweep_points(args: argparse.Namespace) -> list[tuple[int, float, int]]:
 def point_command(args: argparse.Namespace, agents: int, rate: float, workers: int) -> list[str]:
     command = [sys.executable, str(Path(__file__).resolve().relative_to(ROOT))]
     command += ["--agents", str(agents), "--rate", f"{rate:g}", "--workers", str(workers)]
-    for name in ("vendor", "daphnes", "calls", "warmup", "bare_sample", "seed", "redis_db", "clicks"):
+    names = ["vendor", "daphnes", "calls", "warmup", "bare_sample", "seed", "redis_db", "channel_layer"]
+    names.append("clicks")
+    for name in names:
         command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     command += ["--click-agents", str(args.click_agents), "--renders", str(args.renders)]
     command += ["--timeout", f"{args.timeout:g}"]
@@ -1511,6 +1516,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add("--renders", type=int, default=50, help="page renders timed per vendor (50)")
     add("--seed", type=int, default=1, help="random seed for which agent gets a call (1)")
     add("--redis-db", type=int, default=13, help="Redis database index, flushed (13)")
+    add(
+        "--channel-layer",
+        choices=("redis", "pubsub"),
+        default="redis",
+        help="CHANNEL_LAYER of the desk: channels_redis's queues or its pub/sub layer (redis)",
+    )
     add("--py-spy", default="", help="path to py-spy: profile the workers and daphnes (off)")
     add("--timeout", type=float, default=900.0, help="bound on the whole run, each sweep point's (900 s)")
     add("--sweep", action="store_true", help="run the grid below and write the report and plot")
