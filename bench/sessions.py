@@ -56,6 +56,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -66,6 +67,7 @@ import httpx
 import psycopg
 import redis.asyncio as aioredis
 from aiocometd_noloop import Client, ConnectionType, Extension
+from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.processes import (
     DESK_PROCESSES,
@@ -512,6 +514,27 @@ def quiet_cancelled_callbacks(loop: asyncio.AbstractEventLoop, context: dict[str
 # -- figures ------------------------------------------------------------------------------------
 
 
+# The workers' histograms the bench reads (calls.metrics), and what each measures.
+WORKER_HISTOGRAMS = {
+    "switchboard_event_lag_seconds": "event received to its push sent",
+    "switchboard_push_seconds": "group send",
+}
+
+
+def bucket_quantiles(counts: Counter[float]) -> list[float | None]:
+    """p50 and p99 of a histogram's cumulative bucket counts, as the bucket bound each falls under
+    (ms; ``inf`` above the last bound, None with no observation)."""
+    bounds = sorted(counts)
+    total = counts[math.inf] if bounds else 0
+    if not total:
+        return [None, None]
+    return [next(b for b in bounds if counts[b] >= q * total) * 1000 for q in (0.5, 0.99)]
+
+
+def fmt_bound(ms: float | None) -> str:
+    return "-" if ms is None else "over the last bucket" if math.isinf(ms) else f"{ms:g}"
+
+
 def percentile(values: list[float], p: float) -> float:
     """Nearest rank."""
     ordered = sorted(values)
@@ -638,6 +661,8 @@ class Figures:
     phases: list[Phase] = field(default_factory=list)
     rss: dict[str, int] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
+    # The workers' own latency histograms over the calls: p50 and p99 as bucket bounds, ms.
+    worker_ms: dict[str, list[float | None]] = field(default_factory=dict)
     pushes_lost: int = 0
     bring_up_s: float | None = None
     bring_up_missing: int = 0
@@ -672,6 +697,7 @@ class Figures:
             "daphne_kib_per_socket": round(self.daphne_kib_per_socket()),
             "rss_kib": self.rss,
             "cpu_s": {name: round(seconds, 2) for name, seconds in self.cpu.items()},
+            "worker_ms": self.worker_ms,
             "phases": [asdict(phase) for phase in self.phases],
             "vendors": {name: vendor.summary() for name, vendor in self.vendors.items()},
         }
@@ -693,6 +719,11 @@ class Figures:
             f"{self.extra_calls} more to the bare pollers' own agents",
             "CPU seconds while the calls were placed: "
             + ", ".join(f"{name} {seconds:.2f}" for name, seconds in self.cpu.items()),
+            "in the workers while the calls were placed (their /metrics; p50 / p99 at most, ms): "
+            + "; ".join(
+                f"{WORKER_HISTOGRAMS[name]} {fmt_bound(pair[0])} / {fmt_bound(pair[1])}"
+                for name, pair in self.worker_ms.items()
+            ),
             "",
             f"{'latency, ms from the control POST':<{width}}{'n':>6}{'p50':>9}{'p99':>9}{'max':>9}"
             f"{'missing':>9}",
@@ -849,6 +880,7 @@ class Bench:
         self.sample = self.by_vendor.get(GENESYS, [])[: args.bare_sample]
         self.daphnes: list[subprocess.Popen[bytes]] = []
         self.workers: list[subprocess.Popen[bytes]] = []
+        self.worker_metrics: list[str] = []
         self.serving_at = self.connected_at = 0.0
         self.figures = Figures(agents=len(self.agents), workers=args.workers, daphnes=args.daphnes)
         self.figures.rate_asked = args.rate
@@ -946,7 +978,26 @@ class Bench:
         )
 
     def start_workers(self) -> None:
-        self.workers = [self.procs.spawn(f"worker-{i}", WORKER) for i in range(1, self.args.workers + 1)]
+        ports = [free_port() for _ in range(self.args.workers)]
+        self.worker_metrics = [f"http://127.0.0.1:{port}/metrics" for port in ports]
+        self.workers = [
+            self.procs.spawn(f"worker-{i}", WORKER, {"METRICS_PORT": str(port)})
+            for i, port in enumerate(ports, 1)
+        ]
+
+    async def worker_buckets(self) -> dict[str, Counter[float]]:
+        """The workers' latency histograms (``WORKER_HISTOGRAMS``), summed: count by bucket bound."""
+        buckets: dict[str, Counter[float]] = {name: Counter() for name in WORKER_HISTOGRAMS}
+        async with httpx.AsyncClient(timeout=10) as http:
+            for url in self.worker_metrics:
+                text = (await http.get(url)).raise_for_status().text
+                for family in text_string_to_metric_families(text):
+                    if family.name not in buckets:
+                        continue
+                    for sample in family.samples:
+                        if sample.name.endswith("_bucket"):
+                            buckets[family.name][float(sample.labels["le"])] += int(sample.value)
+        return buckets
 
     async def workers_serving(self) -> None:
         """Until every worker's log says it serves (this start's log); notes when."""
@@ -1154,6 +1205,7 @@ class Bench:
 
             profilers = self.start_profilers(duration=plan[-1].at + 3)
             try:
+                histograms = await self.worker_buckets()
                 before = {name: cpu_seconds(p.pid) for name, p in self.procs.processes.items()}
                 before["bench"] = time.process_time()
                 start = time.perf_counter()
@@ -1167,6 +1219,10 @@ class Bench:
                 await asyncio.sleep(1)  # the last fragments
                 cpu = {name: cpu_seconds(p.pid) - before[name] for name, p in self.procs.processes.items()}
                 self.figures.cpu = {**cpu, "bench": time.process_time() - before["bench"]}
+                after = await self.worker_buckets()
+                self.figures.worker_ms = {
+                    name: bucket_quantiles(after[name] - histograms[name]) for name in WORKER_HISTOGRAMS
+                }
                 for profiler in profilers:
                     await asyncio.to_thread(profiler.wait, 60)
             finally:

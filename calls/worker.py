@@ -149,7 +149,8 @@ async def desk_tab(login_id: int, tab: str, *, closed: bool, snapshot: bool = Fa
 
 @database_sync_to_async
 def _login(login_id: int) -> AgentLogin | None:
-    return AgentLogin.objects.filter(pk=login_id).first()
+    # Only what finding the owner needs, unordered: every open tab asks every few seconds.
+    return AgentLogin.objects.filter(pk=login_id).only("id", "worker", "lease_until").order_by().first()
 
 
 def lease_seconds() -> float:

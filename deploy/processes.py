@@ -60,9 +60,14 @@ def voicesim(port: int, answer_delay_ms: int | None = None) -> list[str]:
     return command
 
 
+# Connections the kernel queues for a daphne until it accepts them (Twisted's default is 50): every
+# page of a desk process reconnects at once after a restart.
+DAPHNE_BACKLOG = 1024
+
+
 def daphne(port: int, *options: str) -> list[str]:
     """A desk process on ``port`` of loopback, with daphne's ``options`` (``--proxy-headers`` ...)."""
-    listen = ["-b", "127.0.0.1", "-p", str(port)]
+    listen = ["-e", f"tcp:port={port}:interface=127.0.0.1:backlog={DAPHNE_BACKLOG}"]
     return [sys.executable, "-m", "daphne", *options, *listen, "desktop.asgi:application"]
 
 

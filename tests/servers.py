@@ -91,3 +91,12 @@ def pytest_on_postgresql(
     return subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def passes_on_postgresql(module: str, postgres_url: str, *, flag: str, timeout: float) -> str:
+    """``pytest_on_postgresql``, failing with the run's output unless every test of it passed;
+    the run's output."""
+    result = pytest_on_postgresql(module, postgres_url, flag=flag, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "passed" in result.stdout, result.stdout[-6000:]
+    return result.stdout

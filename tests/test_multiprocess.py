@@ -8,7 +8,11 @@ Production section says, so a change that only works on the in-memory layer or S
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import time
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -20,6 +24,29 @@ pytestmark = pytest.mark.multiprocess
 
 # Longer than the Redis layer's 5 s blocking read, which a desk left alone must sit through.
 QUIET_SPELL_S = 6.5
+
+
+SS = shutil.which("ss")
+
+
+def listen_queue(url: str) -> int:
+    """The length of the queue of connections the kernel keeps for the listener of ``url`` (``ss``)."""
+    assert SS is not None
+    port = urlsplit(url).port
+    table = subprocess.run(  # noqa: S603 (ss, with a port of ours)
+        [SS, "-H", "-l", "-t", "-n", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    return int(table.split()[2])
+
+
+@pytest.mark.skipif(SS is None, reason="ss (Debian's iproute2) is not installed")
+def test_the_desk_and_the_simulator_each_queue_a_thousand_connections_while_they_accept(stack: Stack) -> None:
+    """Twisted's default is 50: when every page of a desk process, or every session of a worker,
+    connects at once, what overflows it waits a second or more for the client to try again."""
+    kernel_limit = int(Path("/proc/sys/net/core/somaxconn").read_text())
+
+    assert listen_queue(stack.desk_url) == min(1024, kernel_limit)
+    assert listen_queue(stack.simulator_url) == min(1024, kernel_limit)
 
 
 async def test_seed_002_runs_end_to_end_across_daphne_a_worker_postgresql_and_redis(stack: Stack) -> None:

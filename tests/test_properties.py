@@ -46,7 +46,7 @@ from calls.vendors.genesys import CALLS_CHANNEL, DEVICES_CHANNEL, parse_call, pa
 from calls.vendors.huawei import HuaweiBackend
 from calls.voice import Agent as AgentIdentity
 from calls.voice import AgentStateChanged, Call, CallChanged, MalformedNotification, Server
-from tests.servers import pytest_on_postgresql
+from tests.servers import passes_on_postgresql
 
 if TYPE_CHECKING:
     from django.test.client import _MonkeyPatchedWSGIResponse  # what the test client answers, typed
@@ -563,10 +563,7 @@ def test_the_huawei_event_translation_never_raises(events: list[dict[str, Any]])
 @pytest.mark.skipif(bool(os.environ.get(ON_POSTGRESQL)), reason="this is the PostgreSQL run")
 def test_the_properties_hold_on_postgresql(postgres_url: str) -> None:
     assert connection.vendor == "sqlite"  # this run; the one below is PostgreSQL's
-    result = pytest_on_postgresql(__file__, postgres_url, flag=ON_POSTGRESQL, timeout=600)
-
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "passed" in result.stdout
+    passes_on_postgresql(__file__, postgres_url, flag=ON_POSTGRESQL, timeout=600)
 
 
 @pytest.mark.skipif(not os.environ.get(ON_POSTGRESQL), reason="only in the PostgreSQL run")

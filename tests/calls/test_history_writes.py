@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import datetime
 import functools
+import os
 
+import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -15,7 +17,9 @@ from calls import persist, services
 from calls import worker as calls_worker
 from calls.models import AgentLogin, CallRecord
 from calls.voice import Call
+from tests.servers import passes_on_postgresql
 
+ON_POSTGRESQL = "SWITCHBOARD_HISTORY_WRITES_ON_POSTGRESQL"
 pytestmark = pytest.mark.django_db(transaction=True)
 
 T0 = timezone.now().replace(microsecond=0)
@@ -114,3 +118,31 @@ def test_the_lease_fence_locks_the_login_row_and_not_its_users(owned: AgentLogin
     fence = [sql for sql in statements if sql.startswith("SELECT") and 'FROM "calls_agentlogin"' in sql]
     assert len(fence) == 1
     assert "auth_user" not in fence[0]
+
+
+# -- the same on PostgreSQL, where the fence really locks ----------------------------------------------
+
+
+@pytest.mark.skipif(bool(os.environ.get(ON_POSTGRESQL)), reason="this is the PostgreSQL run")
+def test_the_history_writes_hold_on_postgresql(postgres_url: str) -> None:
+    assert connection.vendor == "sqlite"  # this run; the one below is PostgreSQL's
+    output = passes_on_postgresql(__file__, postgres_url, flag=ON_POSTGRESQL, timeout=300)
+
+    assert "6 passed" in output
+
+
+@pytest.mark.skipif(not os.environ.get(ON_POSTGRESQL), reason="only in the PostgreSQL run")
+def test_while_a_batch_is_written_its_login_row_is_locked_and_its_users_row_is_not(owned: AgentLogin) -> None:
+    database = connection.settings_dict
+    other = psycopg.connect(
+        dbname=database["NAME"], host=database["HOST"], port=database["PORT"], user=database["USER"]
+    )
+    other.autocommit = True
+    try:
+        with transaction.atomic():
+            assert calls_worker.holds_lease(owned.pk)
+            other.execute("SELECT 1 FROM auth_user WHERE id = %s FOR UPDATE NOWAIT", (owned.user_id,))
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute("SELECT 1 FROM calls_agentlogin WHERE id = %s FOR UPDATE NOWAIT", (owned.pk,))
+    finally:
+        other.close()

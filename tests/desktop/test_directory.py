@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from calls import fragments
 from calls.models import AgentLogin, CallRecord, LiveCall, SpeedDial, VoiceServer
-from tests.servers import pytest_on_postgresql
+from tests.servers import passes_on_postgresql
 
 # The view reads the database through Channels' database_sync_to_async, which closes the connection
 # of a test transaction: each test commits and is flushed instead.
@@ -332,7 +332,6 @@ def test_a_name_with_accents_is_found_in_any_case(desk: Client, site: VoiceServe
 
 @pytest.mark.skipif(bool(os.environ.get(ON_POSTGRESQL)), reason="this is the PostgreSQL run")
 def test_these_tests_pass_on_postgresql(postgres_url: str) -> None:
-    result = pytest_on_postgresql(__file__, postgres_url, flag=ON_POSTGRESQL, timeout=600)
+    output = passes_on_postgresql(__file__, postgres_url, flag=ON_POSTGRESQL, timeout=600)
 
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "passed" in result.stdout and " 1 skipped" in result.stdout  # this test, there
+    assert " 1 skipped" in output  # this test, there

@@ -40,7 +40,7 @@ from calls.vendors.huawei import HuaweiBackend
 from calls.voice import Agent as AgentIdentity
 from calls.voice import AgentStateChanged, CallChanged, Server
 from desktop.asgi import application
-from tests.servers import pytest_on_postgresql
+from tests.servers import passes_on_postgresql
 
 ON_POSTGRESQL = "SWITCHBOARD_HOSTILE_ON_POSTGRESQL"
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # desktop.settings LOGGING's
@@ -376,10 +376,7 @@ def test_an_oversized_body_is_refused_with_a_warning_not_an_error_traceback(
 @pytest.mark.skipif(bool(os.environ.get(ON_POSTGRESQL)), reason="this is the PostgreSQL run")
 def test_these_tests_pass_on_postgresql(postgres_url: str) -> None:
     assert connection.vendor == "sqlite"  # this run; the one below is PostgreSQL's
-    result = pytest_on_postgresql(__file__, postgres_url, flag=ON_POSTGRESQL, timeout=900)
-
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "passed" in result.stdout
+    passes_on_postgresql(__file__, postgres_url, flag=ON_POSTGRESQL, timeout=900)
 
 
 @pytest.mark.skipif(not os.environ.get(ON_POSTGRESQL), reason="only in the PostgreSQL run")

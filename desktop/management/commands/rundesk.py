@@ -38,6 +38,9 @@ from calls.worker import release_all_leases
 from desktop.routing import channel_routes
 
 logger = logging.getLogger("switchboard.rundesk")
+# Connections the kernel queues until the desk accepts them; Twisted's default is 50, and a burst
+# beyond it (every page reconnecting at once) waits a second or more for SYNs sent again.
+LISTEN_BACKLOG = 1024
 
 
 def start_session_workers(routes: Mapping[str, Any], layer: BaseChannelLayer) -> list[asyncio.Task[Any]]:
@@ -130,7 +133,10 @@ class Command(BaseCommand):
 
         server = Server(
             application=get_default_application(),
-            endpoints=build_endpoint_description_strings(host=host, port=port),
+            endpoints=[
+                f"{endpoint}:backlog={LISTEN_BACKLOG}"
+                for endpoint in build_endpoint_description_strings(host=host, port=port)
+            ],
             ready_callable=ready,
             action_logger=AccessLogGenerator(self.stdout) if verbosity >= 2 else None,
             verbosity=verbosity,

@@ -17,6 +17,10 @@ from typing import Any
 from daphne.endpoints import build_endpoint_description_strings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+# Twisted's default is 50: a burst of connections beyond it waits a second or more for the
+# client's SYN to be sent again (the kernel drops what overflows the queue).
+LISTEN_BACKLOG = 1024
+
 
 def _loopback(host: str) -> bool:
     if host == "localhost":
@@ -52,6 +56,13 @@ class Command(BaseCommand):
             "SIMULATOR_CONTROL_TOKEN. Needed to serve the control API beyond loopback",
         )
         parser.add_argument(
+            "--backlog",
+            type=int,
+            default=LISTEN_BACKLOG,
+            help="connections the kernel queues until the simulator accepts them (default "
+            f"{LISTEN_BACKLOG}): thousands of agents' sessions connect at once when a worker starts",
+        )
+        parser.add_argument(
             "--answer-delay-ms",
             type=int,
             default=1500,
@@ -83,7 +94,10 @@ class Command(BaseCommand):
 
         server = Server(
             application=app,
-            endpoints=build_endpoint_description_strings(host=host, port=options["port"]),
+            endpoints=[
+                f"{endpoint}:backlog={options['backlog']}"
+                for endpoint in build_endpoint_description_strings(host=host, port=options["port"])
+            ],
             ready_callable=ready,
             verbosity=options["verbosity"],
         )
