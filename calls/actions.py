@@ -49,13 +49,27 @@ class NotFound(ActionRefused):
         super().__init__(message, 404)
 
 
-@database_sync_to_async
-def login_for(user: AbstractBaseUser) -> AgentLogin:
-    """The user's enabled agent login; every action starts here, so no action skips the check."""
+def _login_for(user: AbstractBaseUser) -> AgentLogin:
     login = AgentLogin.objects.select_related("server", "user").filter(user_id=user.pk, enabled=True).first()
     if login is None:
         raise ActionRefused("You have no enabled agent login; ask an administrator.", 403)
     return login
+
+
+@database_sync_to_async
+def login_for(user: AbstractBaseUser) -> AgentLogin:
+    """The user's enabled agent login; every action starts here, so no action skips the check."""
+    return _login_for(user)
+
+
+@database_sync_to_async
+def _login_and_call(user: AbstractBaseUser, call_id: str) -> tuple[AgentLogin, LiveCall | None]:
+    """``login_for``, and the login's live call ``call_id`` as saved (``None`` when there is none),
+    in one trip to the database."""
+    login = _login_for(user)
+    if _no_such_call_id(call_id):
+        return login, None
+    return login, LiveCall.objects.filter(login=login, call_id=call_id).first()
 
 
 def _no_such_call_id(call_id: str) -> bool:
@@ -94,15 +108,13 @@ async def _settled_check(login: AgentLogin, check: Callable[[AgentLogin], Awaita
     return await check(login)
 
 
-async def _live_call_offering(login: AgentLogin, call_id: str, name: str) -> LiveCall:
-    """The agent's live call, as saved once it offers ``name`` or the owner has saved all it knows."""
-    try:
-        live = await own_live_call(login, call_id)
-        if live.offers(name):
-            return live
-    except NotFound:
-        if _no_such_call_id(call_id):
-            raise
+async def _live_call_offering(login: AgentLogin, call_id: str, name: str, live: LiveCall | None) -> LiveCall:
+    """The agent's live call (``live``, as read with the login), as saved once it offers ``name``
+    or the owner has saved all it knows."""
+    if live is not None and live.offers(name):
+        return live
+    if _no_such_call_id(call_id):
+        raise NotFound()
     await _settle(login)
     return await own_live_call(login, call_id)
 
@@ -207,8 +219,8 @@ async def call_operation(user: AbstractBaseUser, call_id: str, name: str, data: 
 
 
 async def _call_operation(user: AbstractBaseUser, call_id: str, name: str, data: Any) -> None:
-    login = await login_for(user)
-    live = await _live_call_offering(login, call_id, name)
+    login, saved = await _login_and_call(user, call_id)
+    live = await _live_call_offering(login, call_id, name, saved)
     operation = OPERATIONS.get(name)
     if operation is None:
         raise ActionRefused(f"Unknown operation {name!r}")

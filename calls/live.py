@@ -186,15 +186,44 @@ class Desk:
         html = fragments.card_push(followed.live, created=created, facts=self._card_facts(followed))
         return html + self.bar() if created else html
 
-    def resynced(self, calls: tuple[Call, ...], state: AgentState, now: datetime.datetime) -> str:
-        """The Voice API's whole truth: the calls become exactly these; the page is re-rendered."""
+    def resynced(
+        self, calls: tuple[Call, ...], state: AgentState, now: datetime.datetime, *, anew: bool = True
+    ) -> str:
+        """The Voice API's whole truth: the calls become exactly these; the page is re-rendered.
+        Unless ``anew``, nothing is rendered (``""``) when the truth is what the desk held already."""
+        before = self._signature()
         live = {call.id: call for call in calls if call.is_live}
         for call_id in [call_id for call_id in self.calls if call_id not in live]:
             self._ended(self.calls.pop(call_id), now)
         for call in live.values():
             self._follow(call, now)
         self._state(state, now)
+        if not anew and self._signature() == before:
+            return ""
         return self.calls_region() + self.bar()
+
+    def _signature(self) -> tuple[object, ...]:
+        """Everything of the desk a resync can change, to compare before and after."""
+        login = self.login
+        calls = tuple(
+            (
+                call_id,
+                followed.live.state,
+                followed.live.call_type,
+                followed.live.parent_call_id,
+                followed.live.participants,
+                followed.live.capabilities,
+                followed.live.user_data,
+                followed.live.muted,
+                followed.live.dnis,
+                followed.live.supervisor,
+                followed.answered,
+                followed.consult,
+                followed.parties,
+            )
+            for call_id, followed in self.calls.items()
+        )
+        return (login.agent_state, login.state_reason, login.state_since, calls)
 
     def agent_state(self, state: AgentState, now: datetime.datetime) -> str:
         self._state(state, now)

@@ -147,21 +147,27 @@ async def claim_action(user_id: int, fingerprint: str) -> bool:
     window = float(settings.ACTION_DUPLICATE_WINDOW_SECONDS)
     if window <= 0:
         return True
+    try:
+        # The cache's async methods take a thread each; the whole check takes one.
+        return await sync_to_async(_claim, thread_sensitive=False)(user_id, fingerprint, window)
+    except Exception:
+        _cache_failed("checking for a duplicate action")
+    return True
+
+
+def _claim(user_id: int, fingerprint: str, window: float) -> bool:
     key = _key("action", user_id, fingerprint)
     last_key = _key("last-action", user_id)
     now = time.time()
-    try:
-        if not await cache.aadd(key, now, _ttl(window)):
-            sent_at = await cache.aget(key)
-            if sent_at is not None and now - float(sent_at) < window:
-                return False
-            await cache.aset(key, now, _ttl(window))
-        previous = await cache.aget(last_key)
-        if previous and previous != key:
-            await cache.adelete(previous)
-        await cache.aset(last_key, key, _ttl(window))
-    except Exception:
-        _cache_failed("checking for a duplicate action")
+    if not cache.add(key, now, _ttl(window)):
+        sent_at = cache.get(key)
+        if sent_at is not None and now - float(sent_at) < window:
+            return False
+        cache.set(key, now, _ttl(window))
+    previous = cache.get(last_key)
+    if previous and previous != key:
+        cache.delete(previous)
+    cache.set(last_key, key, _ttl(window))
     return True
 
 

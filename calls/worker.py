@@ -305,6 +305,11 @@ class AgentSession:
         # Events, resyncs and observations change the desk one at a time, in order.
         self._applying = asyncio.Lock()
         self._last_resync = 0.0
+        # Whether the next resync pushes and saves the whole desk even if it finds nothing changed:
+        # the first of each sign-in (whoever ran the session before may have left the pages or the
+        # database behind), one after a failed write, and one asked for; not a periodic one that
+        # finds the desk as it was, at 2,000 agents some 30 a second.
+        self._rewrite = True
         self._starting = starting
         self._received = 0.0
         # Whether this session has been connected (and said so) yet.
@@ -403,6 +408,7 @@ class AgentSession:
         backend = backends.backend_for(self.login, backends.credentials_of(self.login))
         # Another worker may have run the session since the last attempt: its rows are read anew.
         self.history.forget()
+        self._rewrite = True
         # A worker's start brings its sessions up a bounded number at a time: sign-in and first resync.
         starting = self._starting
         if starting is not None:
@@ -438,7 +444,7 @@ class AgentSession:
             await asyncio.sleep(WATCH_SECONDS)
             try:
                 if interval and time.monotonic() - self._last_resync >= interval:
-                    await self.resync(backend)
+                    await self.resync(backend, periodic=True)
                 layer = get_channel_layer()
                 if layer is None or health_of(layer).is_up:
                     await self.presence.tick()
@@ -448,8 +454,10 @@ class AgentSession:
             except VoiceApiError as exc:
                 log.info("session of login %s: periodic check failed (%s)", self.login_id, exc.code or exc)
 
-    async def resync(self, backend: VoiceBackend) -> None:
+    async def resync(self, backend: VoiceBackend, *, periodic: bool = False) -> None:
+        """Read the Voice API's whole truth; unless ``periodic``, push and save all of it."""
         self._received = time.monotonic()
+        self._rewrite = self._rewrite or not periodic
         async with self._exclusive():
             await self.apply(await backend.resync())
 
@@ -461,6 +469,7 @@ class AgentSession:
     def _write_failed(self) -> None:
         """A write did not reach the database: the next look-after resyncs, and so rewrites it all."""
         self._last_resync = 0.0
+        self._rewrite = True
 
     async def _saved(self) -> None:
         """Once a batch of the agent's changes is saved: the boards of the agent's teams follow."""
@@ -571,9 +580,14 @@ class AgentSession:
             self.presence.state_changed(event.state)
         elif isinstance(event, Resynced):
             self._last_resync = time.monotonic()
-            await self.push(desk.resynced(event.calls, event.state, now))
-            put(functools.partial(services.save_calls, desk.login, event.calls, now, self.history))
-            put(functools.partial(services.save_agent_state, login_id, event.state, desk.login.state_since))
+            html = desk.resynced(event.calls, event.state, now, anew=self._rewrite)
+            if html:
+                # Pushed and saved only when it changed something (or must be: ``_rewrite``).
+                self._rewrite = False
+                await self.push(html)
+                since = desk.login.state_since
+                put(functools.partial(services.save_calls, desk.login, event.calls, now, self.history))
+                put(functools.partial(services.save_agent_state, login_id, event.state, since))
             self.login.agent_state = event.state.state
             self.presence.resynced(event.calls, event.state)
             await self.status(AgentLogin.CONNECTED, anew=not self._up)

@@ -44,11 +44,9 @@ SESSION_ENDED = 4401
 
 
 @database_sync_to_async
-def _login_and_snapshot(user_id: int) -> tuple[int, str] | None:
-    login = AgentLogin.objects.select_related("user", "server").filter(user_id=user_id, enabled=True).first()
-    if login is None:
-        return None
-    return login.pk, fragments.snapshot(login)
+def _login_id(user_id: int) -> int | None:
+    """The user's enabled agent login, if any."""
+    return AgentLogin.objects.filter(user_id=user_id, enabled=True).values_list("pk", flat=True).first()
 
 
 @database_sync_to_async
@@ -118,12 +116,11 @@ class DesktopConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await audit.websocket_refused(self.scope, "not signed in")
             await self.close(code=4401)
             return
-        found = await _login_and_snapshot(user.pk)
-        if found is None:
+        login_id = await _login_id(user.pk)
+        if login_id is None:
             await audit.websocket_refused(self.scope, "no enabled agent login")
             await self.close(code=4403)
             return
-        login_id, _ = found
         team_id = _board_team(self.scope)
         if team_id is not None:
             if not (team_id and await _leads(user.pk, team_id)):
@@ -214,14 +211,17 @@ class DesktopConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def _say_alive(self) -> None:
         """Now and then: check that the desk session behind this socket still lives (sign-out, idle
         expiry, a single sign-on that ended), closing the socket when it does not; and tell the
-        Voice API session's owner that this desk tab is open (an empty chair is set Not Ready)."""
+        Voice API session's owner that this desk tab is open (an empty chair is set Not Ready).
+        The first time round, the socket has just checked all of it as it connected."""
+        checked = True
         while True:
-            if not await _session_lives(self.session_key, self.scope["user"].pk):
+            if not checked and not await _session_lives(self.session_key, self.scope["user"].pk):
                 await self.close(code=SESSION_ENDED)
                 return
-            if self.team_id and not await _leads(self.scope["user"].pk, self.team_id):
+            if not checked and self.team_id and not await _leads(self.scope["user"].pk, self.team_id):
                 await self.close(code=4403)  # no longer a lead of the team: nothing more for this board
                 return
+            checked = False
             await desk_tab(self.login_id, self.channel_name, closed=False)
             await asyncio.sleep(presence.TAB_ALIVE_SECONDS)
             # Joining again is harmless, and it mends a membership the channel layer lost without a

@@ -203,12 +203,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "desktop.middleware.SecurityMiddleware",
+    "desktop.middleware.SessionMiddleware",
+    "desktop.middleware.CommonMiddleware",
+    "desktop.middleware.CsrfViewMiddleware",
+    "desktop.middleware.AuthenticationMiddleware",
+    "desktop.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
@@ -309,7 +309,7 @@ CACHES = caches_from_env(ENV)
 FRAME_ANCESTORS = env_list(ENV, "FRAME_ANCESTORS", "'none'")
 MIDDLEWARE.remove("django.middleware.clickjacking.XFrameOptionsMiddleware")  # framing is decided below
 MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    MIDDLEWARE.index("desktop.middleware.SecurityMiddleware") + 1,
     "desktop.security.SecurityHeadersMiddleware",
 )
 MIDDLEWARE.insert(
@@ -403,7 +403,7 @@ if SSO_HEADER and not SSO_TRUSTED_PROXIES:
 SSO_CREATE_USERS = env_bool(ENV, "SSO_CREATE_USERS", False)
 if SSO_HEADER:
     MIDDLEWARE.insert(
-        MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+        MIDDLEWARE.index("desktop.middleware.AuthenticationMiddleware") + 1,
         "desktop.sso.HeaderSsoMiddleware",
     )
     AUTHENTICATION_BACKENDS.append("desktop.sso.HeaderSsoBackend")

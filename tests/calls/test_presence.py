@@ -16,9 +16,11 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import Client
 
-from calls import actions, presence, worker
+from calls import actions, live, presence, services, worker
 from calls.models import AgentLogin, AuditEntry, LiveCall
 from calls.signals import ENDED_BY_ADMIN
+from calls.voice import CallChanged, Event
+from calls.worker import AgentSession
 from tests.desk import (
     Desk,
     RunningWorker,
@@ -256,14 +258,57 @@ async def test_a_refusal_that_contradicts_the_saved_state_resyncs_the_agent(
 
 
 async def test_a_change_no_notification_announced_is_repaired_by_the_periodic_reconciliation(
-    simulator: str, agent101: AgentLogin, worker: RunningWorker, settings: Any
+    simulator: str,
+    agent101: AgentLogin,
+    worker: RunningWorker,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings.VOICE_SESSION_RESYNC_SECONDS = 1
     desk = await ready_desk(agent101)
-    await phantom(agent101, "1700000000-99")
+    call_id = await answered_call(simulator, desk)
+    assert await live_calls(agent101) == {call_id: ("Established", "")}
+    hear = AgentSession.apply
+
+    async def deaf(session: AgentSession, event: Event) -> None:
+        if not isinstance(event, CallChanged):  # call notifications are lost on the way
+            await hear(session, event)
+
+    monkeypatch.setattr(AgentSession, "apply", deaf)
+    await control(simulator, "POST", "/control/parties/5000/hangup")
 
     await desk.until(r'<section id="calls"[^>]*hx-swap-oob="innerHTML">\s*</section>', wait=5)
     await saved(lambda: live_calls(agent101), {})
+    await desk.close()
+
+
+async def test_a_periodic_resync_that_finds_the_desk_as_the_switch_has_it_pushes_and_saves_nothing(
+    simulator: str, agent1: AgentLogin, worker: RunningWorker, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.VOICE_SESSION_RESYNC_SECONDS = 0.2
+    desk = await ready_desk(agent1)
+    call_id = await answered_call(simulator, desk)
+    rendered: list[str] = []
+    saves: list[int] = []
+    resynced, save = live.Desk.resynced, services.save_calls
+
+    def counted_resynced(held: live.Desk, *args: Any, **kwargs: Any) -> str:
+        rendered.append(resynced(held, *args, **kwargs))
+        return rendered[-1]
+
+    def counted_save(*args: Any, **kwargs: Any) -> None:
+        saves.append(1)
+        save(*args, **kwargs)
+
+    monkeypatch.setattr(live.Desk, "resynced", counted_resynced)
+    monkeypatch.setattr(services, "save_calls", counted_save)
+
+    await asyncio.sleep(1.5)
+
+    assert len(rendered) >= 3
+    assert rendered == [""] * len(rendered)
+    assert saves == []
+    assert await live_calls(agent1) == {call_id: ("Established", "")}
     await desk.close()
 
 

@@ -22,7 +22,7 @@ from desktop.asgi import application
 from desktop.sso import HeaderSsoBackend, HeaderSsoMiddleware
 
 User = get_user_model()
-AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+AUTH_MIDDLEWARE = "desktop.middleware.AuthenticationMiddleware"
 PROXY = "10.20.3.4"
 STRANGER = "203.0.113.9"
 

@@ -18,7 +18,7 @@ print(json.dumps({name: getattr(s, name) for name in (
     "OIDC_ENABLED", "OIDC_USE_PKCE", "OIDC_RP_SIGN_ALGO", "OIDC_STORE_ID_TOKEN", "LOCAL_LOGIN_FOR_AGENTS",
 )}))
 """
-AUTH = "django.contrib.auth.middleware.AuthenticationMiddleware"
+AUTH = "desktop.middleware.AuthenticationMiddleware"
 
 
 def load(**env: str) -> subprocess.CompletedProcess[str]:
