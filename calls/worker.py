@@ -32,11 +32,11 @@ from django.db.models import Min, Q
 from django.utils import timezone
 
 from . import audit, backends, board, fragments, metrics, services, sql
-from .db import database_sync_to_async
+from .db import DirectDispatch, database_sync_to_async
 from .layer import LAYER_ERRORS, health_of
 from .live import REFERENCE, Desk
 from .models import AgentLogin, AuditEntry
-from .persist import Writer
+from .persist import Writer, in_parallel
 from .presence import Presence
 from .voice import (
     AgentState,
@@ -147,9 +147,10 @@ async def desk_tab(login_id: int, tab: str, *, closed: bool, snapshot: bool = Fa
         log.exception("could not tell the session worker about a desk tab of login %s", login_id)
 
 
-@database_sync_to_async
+@in_parallel
 def _login(login_id: int) -> AgentLogin | None:
-    # Only what finding the owner needs, unordered: every open tab asks every few seconds.
+    # Only what finding the owner needs, unordered: every open tab asks every few seconds, and not
+    # on the one thread that every socket of the process shares for its database work.
     return AgentLogin.objects.filter(pk=login_id).only("id", "worker", "lease_until").order_by().first()
 
 
@@ -643,7 +644,7 @@ class AgentSession:
             self.writer.put(functools.partial(services.save_connection, self.login_id, status, reason))
 
 
-class VoiceSessionsConsumer(AsyncConsumer):  # type: ignore[misc]  # channels has no types
+class VoiceSessionsConsumer(DirectDispatch, AsyncConsumer):  # type: ignore[misc]  # channels has no types
     """Layer messages: ``session.ensure``, ``session.stop``, ``session.reconcile`` (all take ``login``
     except reconcile). Each handler is quick: sessions run as their own tasks.
 

@@ -15,7 +15,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "desktop.settings")
 # Sets up Django (apps, settings) before anything below imports models.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -24,6 +23,7 @@ from django.core.exceptions import SuspiciousOperation  # noqa: E402
 from django.http import HttpRequest, HttpResponseBase, HttpResponseNotFound  # noqa: E402
 from django.utils.module_loading import import_string  # noqa: E402
 
+from desktop.middleware import socket_auth_stack  # noqa: E402
 from desktop.routing import channel_routes, websocket_urlpatterns  # noqa: E402
 from desktop.sso import HeaderSsoWebSocketMiddleware  # noqa: E402
 
@@ -114,7 +114,7 @@ application = ProtocolTypeRouter(
         # The origin, the session, then the trusted-proxy rule of header SSO, as pages have it.
         "websocket": AllowedHostsOriginValidator(
             SameOriginValidator(
-                AuthMiddlewareStack(HeaderSsoWebSocketMiddleware(URLRouter(websocket_urlpatterns)))
+                socket_auth_stack(HeaderSsoWebSocketMiddleware(URLRouter(websocket_urlpatterns)))
             )
         ),
         "channel": ChannelNameRouter(channel_routes),

@@ -9,6 +9,10 @@ is refused (4403) unless the user leads that team, and otherwise also joins the 
 that board (``calls.board.board_group``) and gets the board's snapshot; it is closed should the
 user stop leading the team.
 
+The sockets' database reads run on the pool of database threads (``calls.persist.in_parallel``),
+not on the one thread Channels gives every consumer of the process: a thousand tabs that connect
+at once, and every open tab's periodic check, would queue there.
+
 A Redis outage closes no socket: reads from the layer wait until Redis answers again, a socket opened
 meanwhile gets its snapshot from the database, and once Redis is back (empty: no groups, no queued
 pushes) every socket joins its groups again and is sent a fresh snapshot, within a fraction of a second.
@@ -30,10 +34,11 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 
 from calls import audit, board, fragments, presence
-from calls.db import database_sync_to_async
+from calls.db import DirectDispatch
 from calls.layer import LAYER_ERRORS, MAX_RECEIVE_PAUSE_S, health_of
 from calls.layer import receive as receive_through_outages
 from calls.models import AgentLogin, Team
+from calls.persist import in_parallel
 from calls.services import group_name, session_group
 from calls.worker import CHANNEL, desk_tab
 
@@ -43,13 +48,13 @@ log = logging.getLogger("switchboard.desktop")
 SESSION_ENDED = 4401
 
 
-@database_sync_to_async
+@in_parallel
 def _login_id(user_id: int) -> int | None:
     """The user's enabled agent login, if any."""
     return AgentLogin.objects.filter(user_id=user_id, enabled=True).values_list("pk", flat=True).first()
 
 
-@database_sync_to_async
+@in_parallel
 def _session_lives(session_key: str, user_id: int) -> bool:
     """Whether the desk session is still there, unexpired, for this user, who is still active."""
     if not session_key:
@@ -60,7 +65,7 @@ def _session_lives(session_key: str, user_id: int) -> bool:
     return get_user_model().objects.filter(pk=user_id, is_active=True).exists()
 
 
-@database_sync_to_async
+@in_parallel
 def _snapshot(login_id: int) -> str:
     return fragments.snapshot(AgentLogin.objects.select_related("user").get(pk=login_id))
 
@@ -75,19 +80,19 @@ def _board_team(scope: dict[str, Any]) -> int | None:
     return int(value) if value.isascii() and value.isdigit() and 0 < int(value) < 2**63 else 0
 
 
-@database_sync_to_async
+@in_parallel
 def _leads(user_id: int, team_id: int) -> bool:
     """Whether the user leads the team now (read afresh: permissions and leads change)."""
     user = get_user_model().objects.filter(pk=user_id).first()
     return user is not None and Team.objects.led_by(user).filter(pk=team_id).exists()
 
 
-@database_sync_to_async
+@in_parallel
 def _board_snapshot(team_id: int, user_id: int) -> str:
     return board.snapshot(team_id, user_id)
 
 
-class DesktopConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+class DesktopConsumer(DirectDispatch, AsyncWebsocketConsumer):  # type: ignore[misc]
     group = ""
     session_key = ""
     login_id = 0

@@ -1,4 +1,5 @@
-"""Django's own middleware, with the hooks that do no I/O run inline on an async request.
+"""Django's own middleware, with the hooks that do no I/O run inline on an async request; and the
+desktop socket's sign-in check, on the pool of database threads.
 
 On an async request Django runs every hook of a ``MiddlewareMixin`` in a thread (``sync_to_async``):
 two thread hops for each middleware, each about half a millisecond on an idle process and more
@@ -16,12 +17,17 @@ import functools
 from typing import Any, cast
 
 from asgiref.sync import sync_to_async
+from channels import auth as channels_auth
+from channels.sessions import CookieMiddleware
+from channels.sessions import SessionMiddleware as SocketSessionMiddleware
 from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware import common, csrf, security
+
+from calls.persist import in_parallel
 
 
 class InlineHooks:
@@ -99,3 +105,21 @@ class MessageMiddleware(InlineHooks, messages.MessageMiddleware):
     def in_thread(self, request: HttpRequest) -> bool:
         storage = getattr(request, "_messages", None)
         return storage is not None and bool(storage.used or storage.added_new)
+
+
+_socket_user = in_parallel(channels_auth.get_user.func)
+
+
+class SocketAuthMiddleware(channels_auth.AuthMiddleware):  # type: ignore[misc]  # channels has no types
+    """Channels' ``AuthMiddleware``, reading the session and the user on the pool of database
+    threads (``calls.persist.in_parallel``). Channels' own read queues on the one thread that every
+    socket of the process shares for its database work: a thousand tabs that reconnect at once (a
+    daphne restart) would wait for each other there, past daphne's connect timeout."""
+
+    async def resolve_scope(self, scope: dict[str, Any]) -> None:
+        scope["user"]._wrapped = await _socket_user(scope)
+
+
+def socket_auth_stack(inner: Any) -> Any:
+    """Channels' ``AuthMiddlewareStack``, with ``SocketAuthMiddleware``."""
+    return CookieMiddleware(SocketSessionMiddleware(SocketAuthMiddleware(inner)))

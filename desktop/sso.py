@@ -30,7 +30,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import resolve_url
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
-from calls.db import database_sync_to_async
+from calls.persist import in_parallel
 from desktop.models import OidcIdentity
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,8 @@ class HeaderSsoWebSocketMiddleware:
     (once). Otherwise the socket is served as anonymous, which the desktop consumer refuses; the
     session itself ends at its next page request. Sessions from other logins are left alone.
 
-    Goes inside Channels' ``AuthMiddlewareStack``, which puts the session and the user in the scope.
+    Goes inside the socket's sign-in stack (``desktop.middleware.socket_auth_stack``), which puts the
+    session and the user in the scope.
     """
 
     def __init__(self, inner: Callable[..., Awaitable[None]]) -> None:
@@ -202,7 +203,8 @@ class HeaderSsoWebSocketMiddleware:
         session = scope.get("session")
         backend_path = ""
         if session is not None:
-            backend_path = await database_sync_to_async(session.get)(auth.BACKEND_SESSION_KEY, "")
+            # Loaded already (by the user's check): off the one thread every socket shares all the same.
+            backend_path = await in_parallel(session.get)(auth.BACKEND_SESSION_KEY, "")
         if not backend_path or not _opened_by_header(backend_path):
             return True
         header: str = settings.SSO_HEADER

@@ -1,24 +1,35 @@
 """What an agent's click and a desk tab cost on the way in: each thread hop of an async request
 waits for a thread (about half a millisecond idle, more under load), so the path takes as few as
-its database work needs, and a tab that connects renders its snapshot once."""
+its database work needs; a tab that connects renders its snapshot once, and its database reads do
+not queue on the one thread that Channels gives every socket of the process (on PostgreSQL: SQLite
+keeps all database work on that thread)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from asgiref.sync import SyncToAsync
+from asgiref.sync import SyncToAsync, sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
-from calls import fragments
+from calls import fragments, services
 from calls.models import AgentLogin, LiveCall
+from desktop.asgi import application
 from tests.desk import Desk, desk_client
+from tests.servers import passes_on_postgresql
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 HOOKS = ("process_request", "process_view", "process_response")
+ON_POSTGRESQL = "SWITCHBOARD_REQUEST_PATH_ON_POSTGRESQL"
 
 
 @contextmanager
@@ -92,3 +103,49 @@ async def test_a_tab_that_connects_renders_its_snapshot_once(
     assert 'id="agent-state"' in snapshot
     assert rendered == [agent1.pk]
     await desk.close()
+
+
+async def test_a_push_reaches_its_tab_while_the_sockets_shared_database_thread_is_busy(
+    agent1: AgentLogin,
+) -> None:
+    desk = Desk(agent1)
+    await desk.open()
+    # Channels' one thread for every consumer's database work, held by someone else's slow query.
+    busy = asyncio.create_task(sync_to_async(time.sleep, thread_sensitive=True)(3))
+    await asyncio.sleep(0.1)
+    try:
+        await services.publish((agent1.user_id, '<p id="probe"></p>'))
+
+        await desk.until('id="probe"', wait=1)
+        assert not busy.done()
+    finally:
+        await busy
+        await desk.close()
+
+
+@pytest.mark.skipif(not os.environ.get(ON_POSTGRESQL), reason="only in the PostgreSQL run")
+async def test_a_tab_connects_while_the_sockets_shared_database_thread_is_busy(agent1: AgentLogin) -> None:
+    client = Client()
+    await sync_to_async(client.force_login)(agent1.user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie)]
+    # Channels' one thread for every consumer's database work, held by someone else's slow query.
+    busy = asyncio.create_task(sync_to_async(time.sleep, thread_sensitive=True)(4))
+    await asyncio.sleep(0.1)
+    socket = WebsocketCommunicator(application, "/ws/desktop/", headers=headers)
+    try:
+        connected, _ = await socket.connect(timeout=2)
+        assert connected
+        assert 'id="agent-state"' in await socket.receive_from(timeout=2)
+        assert not busy.done()
+    finally:
+        await socket.disconnect()
+        await busy
+
+
+@pytest.mark.skipif(bool(os.environ.get(ON_POSTGRESQL)), reason="this is the PostgreSQL run")
+def test_the_request_path_holds_on_postgresql(postgres_url: str) -> None:
+    assert connection.vendor == "sqlite"  # this run; the one below is PostgreSQL's
+    output = passes_on_postgresql(__file__, postgres_url, flag=ON_POSTGRESQL, timeout=300)
+
+    assert "5 passed" in output
