@@ -126,13 +126,16 @@ async def _ask_owner(layer: Any, login: AgentLogin, command: str, *, wait: bool,
         raise error(str(answer.get("message") or "Refused"), code=str(answer.get("code") or ""))
 
 
-async def desk_tab(login_id: int, tab: str, *, closed: bool, snapshot: bool = False) -> None:
+async def desk_tab(
+    login_id: int, tab: str, *, closed: bool, snapshot: bool = False, owner: AgentLogin | None = None
+) -> None:
     """Tell the owner of the login's session that a desk tab is open (or has closed); ``snapshot``:
     the tab has just read its snapshot from the database, which may be a write behind, and wants
-    the session's (a tab new to the owner always gets it). Never raises: a tab's news is not worth
-    failing a socket for, and the next one comes soon."""
+    the session's (a tab new to the owner always gets it); ``owner``: the login as ``owner_of``
+    has just read it, if the caller has. Never raises: a tab's news is not worth failing a socket
+    for, and the next one comes soon."""
     try:
-        login = await _login(login_id)
+        login = owner or await _login(login_id)
         if login is not None:
             await ask_owner(login, "tab", wait=False, tab=tab, closed=closed, snapshot=snapshot)
     except VoiceApiError:
@@ -147,11 +150,14 @@ async def desk_tab(login_id: int, tab: str, *, closed: bool, snapshot: bool = Fa
         log.exception("could not tell the session worker about a desk tab of login %s", login_id)
 
 
-@in_parallel
-def _login(login_id: int) -> AgentLogin | None:
-    # Only what finding the owner needs, unordered: every open tab asks every few seconds, and not
-    # on the one thread that every socket of the process shares for its database work.
+def owner_of(login_id: int) -> AgentLogin | None:
+    """The login, with only what finding its session's owner needs (unordered): every open tab asks
+    every few seconds."""
     return AgentLogin.objects.filter(pk=login_id).only("id", "worker", "lease_until").order_by().first()
+
+
+# Not on the one thread that every socket of the process shares for its database work.
+_login = in_parallel(owner_of)
 
 
 def lease_seconds() -> float:

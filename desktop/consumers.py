@@ -40,7 +40,7 @@ from calls.layer import receive as receive_through_outages
 from calls.models import AgentLogin, Team
 from calls.persist import in_parallel
 from calls.services import group_name, session_group
-from calls.worker import CHANNEL, desk_tab
+from calls.worker import CHANNEL, desk_tab, owner_of
 
 log = logging.getLogger("switchboard.desktop")
 
@@ -54,7 +54,6 @@ def _login_id(user_id: int) -> int | None:
     return AgentLogin.objects.filter(user_id=user_id, enabled=True).values_list("pk", flat=True).first()
 
 
-@in_parallel
 def _session_lives(session_key: str, user_id: int) -> bool:
     """Whether the desk session is still there, unexpired, for this user, who is still active."""
     if not session_key:
@@ -63,6 +62,15 @@ def _session_lives(session_key: str, user_id: int) -> bool:
     if str(data.get(SESSION_KEY, "")) != str(user_id):
         return False
     return get_user_model().objects.filter(pk=user_id, is_active=True).exists()
+
+
+@in_parallel
+def _alive_and_owner(session_key: str, user_id: int, login_id: int) -> tuple[bool, AgentLogin | None]:
+    """A tab's periodic check in one trip to the database: whether its desk session lives, and the
+    login as its session's owner needs it (``calls.worker.owner_of``)."""
+    if not _session_lives(session_key, user_id):
+        return False, None
+    return True, owner_of(login_id)
 
 
 @in_parallel
@@ -219,15 +227,19 @@ class DesktopConsumer(DirectDispatch, AsyncWebsocketConsumer):  # type: ignore[m
         Voice API session's owner that this desk tab is open (an empty chair is set Not Ready).
         The first time round, the socket has just checked all of it as it connected."""
         checked = True
+        user_id = self.scope["user"].pk
         while True:
-            if not checked and not await _session_lives(self.session_key, self.scope["user"].pk):
-                await self.close(code=SESSION_ENDED)
-                return
-            if not checked and self.team_id and not await _leads(self.scope["user"].pk, self.team_id):
-                await self.close(code=4403)  # no longer a lead of the team: nothing more for this board
-                return
+            owner = None
+            if not checked:
+                lives, owner = await _alive_and_owner(self.session_key, user_id, self.login_id)
+                if not lives:
+                    await self.close(code=SESSION_ENDED)
+                    return
+                if self.team_id and not await _leads(user_id, self.team_id):
+                    await self.close(code=4403)  # no longer a lead of the team: nothing more for this board
+                    return
             checked = False
-            await desk_tab(self.login_id, self.channel_name, closed=False)
+            await desk_tab(self.login_id, self.channel_name, closed=False, owner=owner)
             await asyncio.sleep(presence.TAB_ALIVE_SECONDS)
             # Joining again is harmless, and it mends a membership the channel layer lost without a
             # read failing here (a group that expired, say): the tab would get no push until a reload.

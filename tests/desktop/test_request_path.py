@@ -20,7 +20,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from calls import fragments, services
+from calls import fragments, presence, services
 from calls.models import AgentLogin, LiveCall
 from desktop.asgi import application
 from tests.desk import Desk, desk_client
@@ -105,6 +105,23 @@ async def test_a_tab_that_connects_renders_its_snapshot_once(
     await desk.close()
 
 
+async def test_an_open_tab_checks_its_session_and_finds_its_owner_in_one_thread_hop(
+    agent1: AgentLogin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(presence, "TAB_ALIVE_SECONDS", 0.2)
+    desk = Desk(agent1)
+    await desk.open()
+    await asyncio.sleep(0.1)  # the first round, right after connecting, has nothing to check
+
+    with thread_hops(monkeypatch) as sent:
+        await asyncio.sleep(0.9)
+
+    names = [name_of(func) for func in sent]
+    assert names.count("_alive_and_owner") >= 2
+    assert not any(name.endswith(("_session_lives", "owner_of", "_login")) for name in names)
+    await desk.close()
+
+
 async def test_a_push_reaches_its_tab_while_the_sockets_shared_database_thread_is_busy(
     agent1: AgentLogin,
 ) -> None:
@@ -148,4 +165,4 @@ def test_the_request_path_holds_on_postgresql(postgres_url: str) -> None:
     assert connection.vendor == "sqlite"  # this run; the one below is PostgreSQL's
     output = passes_on_postgresql(__file__, postgres_url, flag=ON_POSTGRESQL, timeout=300)
 
-    assert "5 passed" in output
+    assert "6 passed" in output
