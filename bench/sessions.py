@@ -477,7 +477,15 @@ class BarePollers:
 class LayerQueueWatch:
     """Samples the deepest process-specific queue in the Redis layer every 20 ms. All the consumers of
     one daphne share one such queue, and channels_redis drops a group message (logging it only at INFO)
-    when that queue already holds ``capacity`` messages, 100 by default."""
+    when that queue already holds ``capacity`` messages, 100 by default.
+
+    The queues (one per daphne and worker process, a key only while it holds a message) are looked
+    for every ``FIND_EVERY_S`` and remembered, not at each sample: a SCAN walks every key of the layer
+    (thousands of groups at thousands of agents), and Redis serves nobody else while it does. Scanning
+    at each sample held Redis most of the time at 2,000 agents, and the desk's pushes, which go through
+    Redis, queued behind it, where the bare clients' events do not."""
+
+    FIND_EVERY_S = 5.0
 
     def __init__(self, url: str) -> None:
         self.redis = aioredis.Redis.from_url(url)
@@ -492,8 +500,12 @@ class LayerQueueWatch:
         return peak
 
     async def _sample(self) -> None:
+        keys: set[bytes] = set()
+        found = -math.inf
         while True:
-            keys = [key async for key in self.redis.scan_iter(match="asgispecific.*", count=1000)]
+            if time.monotonic() - found >= self.FIND_EVERY_S:
+                keys.update([key async for key in self.redis.scan_iter(match="asgispecific.*", count=1000)])
+                found = time.monotonic()
             for key in keys:
                 with contextlib.suppress(aioredis.ResponseError):
                     self.peak = max(self.peak, await self.redis.zcard(key))

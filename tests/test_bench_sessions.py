@@ -107,3 +107,42 @@ def test_the_sweep_report_has_the_table_the_plot_the_command_and_the_machine(
     assert "| genesys | 10 | 1 / 1 | 20 / " in page and "| huawei | 10 | 1 / 1 | 20 / " in page
     assert "- 20 agents, 20 calls/s, 2 worker(s): exited with 1" in page
     assert image.read_bytes().startswith(b"\x89PNG")
+
+
+def _sessions_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_sessions", ROOT / "bench" / "sessions.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_the_layer_watch_samples_its_queues_often_and_scans_the_keyspace_rarely(redis_url: str) -> None:
+    """A SCAN holds Redis for every key of the layer: at each 20 ms sample it starved the desk's pushes."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    url = redis_url.rsplit("/", 1)[0] + f"/{LAYER_DB}"
+    redis = aioredis.Redis.from_url(url)
+    await redis.flushdb()
+    await redis.zadd("asgispecific.daphne!", {"message": 1.0})
+    for group in range(200):
+        await redis.zadd(f"asgi:group:{group}", {"channel": 1.0})
+
+    def calls(stats: dict[str, Any], command: str) -> int:
+        return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+    before = await redis.info("commandstats")
+    watch = _sessions_module().LayerQueueWatch(url)
+    watch.start()
+    await asyncio.sleep(1.0)
+    await watch.stop()
+    after = await redis.info("commandstats")
+    await redis.flushdb()
+    await redis.aclose()
+
+    assert watch.peak == 1
+    assert calls(after, "zcard") - calls(before, "zcard") >= 20
+    assert calls(after, "scan") - calls(before, "scan") <= 2
