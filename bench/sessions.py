@@ -530,6 +530,8 @@ def quiet_cancelled_callbacks(loop: asyncio.AbstractEventLoop, context: dict[str
 WORKER_HISTOGRAMS = {
     "switchboard_event_lag_seconds": "event received to its push sent",
     "switchboard_push_seconds": "group send",
+    "switchboard_event_loop_lag_seconds": "event loop late",
+    "switchboard_gc_pause_seconds": "garbage collection",
 }
 
 

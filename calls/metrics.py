@@ -13,11 +13,14 @@ or with ``Authorization: Bearer <METRICS_TOKEN>``; anyone else gets a 404, as if
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import gc
 import hmac
 import ipaddress
 import logging
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from django.conf import settings
@@ -53,6 +56,18 @@ VOICE_API_ERRORS = Counter(
     "failed otherwise).",
     ["vendor", "kind"],
 )
+LOOP_LAG = Histogram(
+    "switchboard_event_loop_lag_seconds",
+    "Seconds a timer of the worker's event loop fires late: how long anything ready to run (a push, an "
+    "event) waits for its turn.",
+    buckets=LATENCY_BUCKETS,
+)
+GC_PAUSE = Histogram(
+    "switchboard_gc_pause_seconds",
+    "Seconds each garbage collection of this process held it, by generation (nothing else runs meanwhile).",
+    ["generation"],
+    buckets=LATENCY_BUCKETS,
+)
 WRITE_QUEUE_DEPTH = Gauge(
     "switchboard_write_queue_depth",
     "Writes of live state and call history waiting to reach the database in this worker process.",
@@ -78,6 +93,36 @@ HTTP_REQUEST_SECONDS = Histogram(
 SESSION_STATUSES = ("connected", "reconnecting", "offline", "refused")
 for _status in SESSION_STATUSES:
     VOICE_SESSIONS.labels(status=_status)
+
+
+# How often the loop probe asks to be woken: often enough to catch a busy burst, rarely enough to cost
+# nothing (four wake-ups a second).
+LOOP_PROBE_SECONDS = 0.25
+
+
+async def probe_loop(interval: float = LOOP_PROBE_SECONDS) -> None:
+    """For ever: sleep ``interval`` and record how late the wake-up came (``LOOP_LAG``)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        asked = loop.time() + interval
+        await asyncio.sleep(interval)
+        LOOP_LAG.observe(max(0.0, loop.time() - asked))
+
+
+_gc_started: list[float] = []
+
+
+def _time_gc(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc_started[:] = [time.perf_counter()]
+    elif _gc_started:
+        GC_PAUSE.labels(generation=str(info["generation"])).observe(time.perf_counter() - _gc_started.pop())
+
+
+def time_gc() -> None:
+    """Record every garbage collection's pause in ``GC_PAUSE`` from now on (once per process)."""
+    if _time_gc not in gc.callbacks:
+        gc.callbacks.append(_time_gc)
 
 
 @functools.cache

@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from . import audit, backends, board, fragments, metrics, services, sql
+from . import audit, backends, board, fragments, heap, metrics, services, sql
 from .db import DirectDispatch, database_sync_to_async
 from .layer import LAYER_ERRORS, health_of
 from .live import REFERENCE, Desk
@@ -668,9 +668,14 @@ class VoiceSessionsConsumer(DirectDispatch, AsyncConsumer):  # type: ignore[misc
         self._commands: set[asyncio.Task[None]] = set()
         listener = asyncio.create_task(self._serve_commands(), name="voice-session-commands")
         reference = asyncio.create_task(REFERENCE.watch(self._reference_changed), name="reference-lists")
+        probe = asyncio.create_task(metrics.probe_loop(), name="event-loop-probe")
+        metrics.time_gc()
+        steward = asyncio.create_task(heap.steward(), name="heap-steward")
         try:
             await super().__call__(scope, receive, send)
         finally:
+            steward.cancel()
+            probe.cancel()
             reference.cancel()
             listener.cancel()
             for task in self._commands:

@@ -172,6 +172,9 @@ VOICE_SESSION_MAX_BACKOFF_SECONDS = float(ENV.get("VOICE_SESSION_MAX_BACKOFF_SEC
 VOICE_SESSION_RESYNC_SECONDS = float(ENV.get("VOICE_SESSION_RESYNC_SECONDS", "60"))
 # How many sessions of one worker sign in and resync at once when it starts or takes over.
 VOICE_SESSION_START_CONCURRENCY = int(ENV.get("VOICE_SESSION_START_CONCURRENCY", "64"))
+# How often a session worker collects all of its garbage at once (0: never); in between, each full
+# collection leaves out what survived the one before (calls.heap).
+GC_REFREEZE_SECONDS = float(ENV.get("GC_REFREEZE_SECONDS", "900"))
 # Threads (each with its own connection) that save live state and call history behind the pushes.
 DB_WRITE_CONCURRENCY = int(ENV.get("DB_WRITE_CONCURRENCY", "8"))
 # What ending a session (desk sign-out, an admin's End session, a deactivated user) does first.

@@ -5,6 +5,8 @@ the simulator."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections.abc import Iterator
 from typing import Any
 
@@ -213,3 +215,20 @@ async def test_a_voice_api_that_answers_is_not_counted(simulator: str) -> None:
         kind: value("switchboard_voice_api_errors_total", vendor="genesys", kind=kind) for kind in before
     }
     assert after == before
+
+
+# What holds a worker's event loop up
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_running_worker_records_how_late_its_event_loop_runs_and_each_collections_pause(
+    worker: Any,
+) -> None:
+    probes = value("switchboard_event_loop_lag_seconds_count")
+    collections = value("switchboard_gc_pause_seconds_count", generation="2")
+    await asyncio.sleep(2 * metrics.LOOP_PROBE_SECONDS + 0.1)
+    gc.collect()
+
+    assert value("switchboard_event_loop_lag_seconds_count") >= probes + 2
+    assert value("switchboard_gc_pause_seconds_count", generation="2") >= collections + 1
