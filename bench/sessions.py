@@ -184,6 +184,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def waited_seconds(pid: int) -> float:
+    """Time the process's threads have spent ready to run but waiting for a CPU so far (the scheduler's
+    run delay, /proc/<pid>/task/*/schedstat): on a busy machine, what each hop between processes costs."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 async def cancel(tasks: list[asyncio.Task[None]], what: str) -> None:
     """Cancels the tasks and waits a little for them to end: a client may swallow a cancellation
     (redis/redis-py#2028), and the bench must not hang on it."""
@@ -675,6 +685,7 @@ class Figures:
     phases: list[Phase] = field(default_factory=list)
     rss: dict[str, int] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
+    waited: dict[str, float] = field(default_factory=dict)
     # The workers' own latency histograms over the calls: p50 and p99 as bucket bounds, ms.
     worker_ms: dict[str, list[float | None]] = field(default_factory=dict)
     pushes_lost: int = 0
@@ -711,6 +722,7 @@ class Figures:
             "daphne_kib_per_socket": round(self.daphne_kib_per_socket()),
             "rss_kib": self.rss,
             "cpu_s": {name: round(seconds, 2) for name, seconds in self.cpu.items()},
+            "waited_for_cpu_s": {name: round(seconds, 2) for name, seconds in self.waited.items()},
             "worker_ms": self.worker_ms,
             "phases": [asdict(phase) for phase in self.phases],
             "vendors": {name: vendor.summary() for name, vendor in self.vendors.items()},
@@ -733,6 +745,8 @@ class Figures:
             f"{self.extra_calls} more to the bare pollers' own agents",
             "CPU seconds while the calls were placed: "
             + ", ".join(f"{name} {seconds:.2f}" for name, seconds in self.cpu.items()),
+            "seconds ready to run but waiting for a CPU meanwhile (all threads): "
+            + ", ".join(f"{name} {seconds:.2f}" for name, seconds in self.waited.items()),
             "in the workers while the calls were placed (their /metrics; p50 / p99 at most, ms): "
             + "; ".join(
                 f"{WORKER_HISTOGRAMS[name]} {fmt_bound(pair[0])} / {fmt_bound(pair[1])}"
@@ -1222,6 +1236,8 @@ class Bench:
                 histograms = await self.worker_buckets()
                 before = {name: cpu_seconds(p.pid) for name, p in self.procs.processes.items()}
                 before["bench"] = time.process_time()
+                pids = {name: p.pid for name, p in self.procs.processes.items()} | {"bench": os.getpid()}
+                waited = {name: waited_seconds(pid) for name, pid in pids.items()}
                 start = time.perf_counter()
                 placing = []
                 for i, call in enumerate(plan):
@@ -1233,6 +1249,7 @@ class Bench:
                 await asyncio.sleep(1)  # the last fragments
                 cpu = {name: cpu_seconds(p.pid) - before[name] for name, p in self.procs.processes.items()}
                 self.figures.cpu = {**cpu, "bench": time.process_time() - before["bench"]}
+                self.figures.waited = {name: waited_seconds(pid) - waited[name] for name, pid in pids.items()}
                 after = await self.worker_buckets()
                 self.figures.worker_ms = {
                     name: bucket_quantiles(after[name] - histograms[name]) for name in WORKER_HISTOGRAMS

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -122,9 +122,13 @@ def calls_region(
     return render_to_string("calls/calls_region.html", {"cards": cards, "oob": oob})
 
 
-def _facts_of(login: AgentLogin, calls: list[LiveCall]) -> Callable[[LiveCall], CardFacts]:
-    """``card_facts`` for all of the agent's live calls at once."""
-    codes = list(DispositionCode.objects.filter(active=True))
+def _facts_of(
+    login: AgentLogin, calls: list[LiveCall], codes: list[DispositionCode] | None = None
+) -> Callable[[LiveCall], CardFacts]:
+    """``card_facts`` for all of the agent's live calls at once (``codes``: the active disposition
+    codes, when the caller has read them)."""
+    if codes is None:
+        codes = list(DispositionCode.objects.filter(active=True))
     records = CallRecord.objects.filter(login=login, call_id__in=[c.call_id for c in calls])
     chosen = dict(records.values_list("call_id", "disposition"))
     by_id = {c.call_id: c for c in calls}
@@ -158,9 +162,17 @@ def last_call_end(login: AgentLogin) -> datetime.datetime | None:
     return ended.values_list("ended_at", flat=True).first()
 
 
-def bar_facts(login: AgentLogin) -> BarFacts:
-    """The bar's facts as the database has them."""
-    first_call = login.live_calls.order_by("started_at", "id").first()
+def bar_facts(
+    login: AgentLogin, calls: list[LiveCall] | None = None, codes: list[DispositionCode] | None = None
+) -> BarFacts:
+    """The bar's facts as the database has them (``calls``: the agent's live calls, and ``codes``: the
+    active disposition codes, when the caller has read them)."""
+    if calls is None:
+        first_call = login.live_calls.order_by("started_at", "id").first()
+    else:
+        first_call = min(calls, key=lambda call: (call.started_at, call.pk), default=None)
+    if codes is None:
+        codes = list(DispositionCode.objects.filter(active=True))
     last_end = None
     last = None
     if first_call is None:
@@ -168,7 +180,7 @@ def bar_facts(login: AgentLogin) -> BarFacts:
         last = CallRecord.objects.last_handled(login)
     return BarFacts(
         reasons=list(NotReadyReason.objects.all()),
-        codes=list(DispositionCode.objects.filter(active=True)),
+        codes=codes,
         first_call_started=first_call.started_at if first_call else None,
         last_end=last_end,
         last_handled=last,
@@ -229,9 +241,29 @@ def connection(login: AgentLogin, *, oob: bool = True) -> str:
     return render_to_string("calls/connection.html", context)
 
 
+class DeskParts(NamedTuple):
+    """The agent's whole live state as a page shows it: the agent-state bar, the connection and the
+    calls."""
+
+    agent_state: str
+    connection: str
+    calls: str
+
+
+def desk_parts(login: AgentLogin, *, oob: bool = True) -> DeskParts:
+    """The agent's desk as the database has it, read once for the bar and the cards alike."""
+    calls = live_calls(login)
+    codes = list(DispositionCode.objects.filter(active=True))
+    return DeskParts(
+        agent_state(login, oob=oob, facts=bar_facts(login, calls, codes)),
+        connection(login, oob=oob),
+        calls_region(login, oob=oob, calls=calls, facts=_facts_of(login, calls, codes)),
+    )
+
+
 def snapshot(login: AgentLogin) -> str:
     """What a desktop WebSocket gets right after it connects: the whole live state of the agent."""
-    return agent_state(login) + connection(login) + calls_region(login)
+    return "".join(desk_parts(login))
 
 
 def directory(login: AgentLogin, query: str) -> str:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
 
+from channels_redis.core import RedisChannelLayer  # type: ignore[import-untyped]
 from redis.exceptions import RedisError
 
 log = logging.getLogger("switchboard.layer")
@@ -151,3 +153,61 @@ class OutageProofLayer:
 
     async def receive(self, channel: str) -> dict[str, Any]:
         return await receive(self.layer, channel)
+
+
+# Per channel key of a group: drop its expired messages; then, below its capacity, add the message and
+# renew the key's expiry. KEYS: the channel keys; ARGV: their messages, their capacities, the time, the
+# expiry, and the score below which a message has expired. Returns how many channels were full.
+_GROUP_SEND_LUA = """
+local n = #KEYS
+local now, expiry, expired = ARGV[2 * n + 1], ARGV[2 * n + 2], ARGV[2 * n + 3]
+local full = 0
+for i = 1, n do
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, expired)
+    if redis.call('ZCOUNT', KEYS[i], '-inf', '+inf') < tonumber(ARGV[n + i]) then
+        redis.call('ZADD', KEYS[i], now, ARGV[i])
+        redis.call('EXPIRE', KEYS[i], expiry)
+    else
+        full = full + 1
+    end
+end
+return full
+"""
+
+
+class DeskRedisChannelLayer(RedisChannelLayer):  # type: ignore[misc]  # channels_redis ships no types
+    """channels_redis's layer, with a group send of two round trips to Redis instead of four.
+
+    Every push to a desk is a group send. channels_redis makes four trips for one: expire the group's
+    members, read them, expire the messages of their channels, add the message. Each trip waits for a
+    turn of the sender's event loop, and a session worker's loop runs thousands of sessions. Here the
+    first two go in one pipeline and the last two in one script (run by its hash once Redis has it),
+    with the same effect on Redis's keys: the queues, their capacity and the expiries are the layer's.
+    """
+
+    _add_to_channels: Any = None
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        assert self.require_valid_group_name(group), "Group name not valid"
+        key = self._group_key(group)
+        connection = self.connection(self.consistent_hash(group))
+        now = time.time()
+        members = connection.pipeline(transaction=False)
+        members.zremrangebyscore(key, min=0, max=int(now) - self.group_expiry)
+        members.zrange(key, 0, -1)
+        _, names = await members.execute()
+        if not names:
+            return
+        by_connection, messages, capacities = self._map_channel_keys_to_connection(
+            [name.decode("utf8") for name in names], message
+        )
+        if self._add_to_channels is None:
+            self._add_to_channels = connection.register_script(_GROUP_SEND_LUA)
+        expiry = int(self.expiry)
+        for index, keys in by_connection.items():
+            args = [*(messages[key] for key in keys), *(capacities[key] for key in keys)]
+            full = await self._add_to_channels(
+                keys=keys, args=[*args, now, expiry, int(now) - expiry], client=self.connection(index)
+            )
+            if full:
+                log.info("%s of %s channels over capacity in group %s", full, len(names), group)

@@ -86,7 +86,8 @@ def channel_layers_from_env(env: Mapping[str, str]) -> dict[str, Any]:
     if redis_url:
         return {
             "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                # channels_redis's layer, with a group send of two trips to Redis instead of four.
+                "BACKEND": "calls.layer.DeskRedisChannelLayer",
                 # redis-py 8 gives every connection a 5 s socket timeout, as long as channels_redis's
                 # blocking read: an idle consumer's read would fail (channels_redis#422).
                 "CONFIG": {

@@ -59,9 +59,7 @@ def team_board(request: SignedInRequest, team_id: int | None = None) -> HttpResp
     }
     if login is not None:
         context |= {
-            "agent_state_html": fragments.agent_state(login, oob=False),
-            "connection_html": fragments.connection(login, oob=False),
-            "calls_html": fragments.calls_region(login, oob=False),
+            "desk": fragments.desk_parts(login, oob=False),
         }
     return render(request, "desktop/team.html", context)
 

@@ -196,9 +196,7 @@ def desk(request: SignedInRequest) -> HttpResponse:
     context: dict[str, Any] = {"login": login}
     if login is not None:
         context |= {
-            "agent_state_html": fragments.agent_state(login, oob=False),
-            "connection_html": fragments.connection(login, oob=False),
-            "calls_html": fragments.calls_region(login, oob=False),
+            "desk": fragments.desk_parts(login, oob=False),
             "speed_dials": speed_dials(),
         }
     return render(request, "desktop/desk.html", context)

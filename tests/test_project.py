@@ -178,7 +178,7 @@ async def test_static_files_are_served_with_debug_off(settings: Any) -> None:
 def test_settings_pick_redis_when_redis_url_is_set() -> None:
     layers = channel_layers_from_env({"REDIS_URL": "redis://redis.example:6379/2"})
 
-    assert layers["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert layers["default"]["BACKEND"] == "calls.layer.DeskRedisChannelLayer"
     (host,) = layers["default"]["CONFIG"]["hosts"]
     assert (host["address"], host["socket_timeout"]) == ("redis://redis.example:6379/2", None)
     assert host["maint_notifications_config"].enabled is False

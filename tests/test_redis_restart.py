@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from channels_redis.core import RedisChannelLayer  # type: ignore[import-untyped]
 
 from calls import layer as outages
 from deploy.processes import REDIS_SERVER, Processes
@@ -138,7 +137,7 @@ async def test_a_desk_socket_opened_while_redis_is_down_opens_and_gets_pushes_on
 async def test_a_layer_read_waits_out_a_redis_restart_and_no_dead_connection_is_handed_out_after_it(
     redis_server: RedisServer,
 ) -> None:
-    layer = RedisChannelLayer(hosts=[{"address": redis_server.url, "socket_timeout": None}])
+    layer = outages.DeskRedisChannelLayer(hosts=[{"address": redis_server.url, "socket_timeout": None}])
     channels = [await layer.new_channel() for _ in range(4)]
     # Several connections in the pool, idle when Redis goes away.
     await asyncio.gather(*(layer.group_add("desk.agent.1", channel) for channel in channels))
