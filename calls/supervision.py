@@ -17,6 +17,7 @@ way to reach the owner's session, one way to audit).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -28,6 +29,7 @@ from .actions import (
     NotFound,
     _audited,
     _offered_reason,
+    _settle,
     _voice_api,
     login_for,
 )
@@ -78,6 +80,22 @@ def led_member(user: AbstractBaseUser, team_id: int, member_id: int) -> tuple[Te
 
 def _name(member: AgentLogin) -> str:
     return member.user.get_full_name() or member.user.get_username()
+
+
+async def _lead_and_member(
+    user: AbstractBaseUser, team_id: int, member_id: int
+) -> tuple[AgentLogin, AgentLogin]:
+    """The lead's login and the led member's. Either logged out as saved is read again once its
+    session's owner has saved all it has pushed: a lead who has just logged in sees it on the desk a
+    moment before the database has it, and must not be refused for it."""
+    lead = await login_for(user)
+    _, member = await led_member(user, team_id, member_id)
+    stale = [login for login in (lead, member) if login.agent_state == "LoggedOut"]
+    if stale:
+        await asyncio.gather(*(_settle(login) for login in stale))
+        lead = await login_for(user)
+        _, member = await led_member(user, team_id, member_id)
+    return lead, member
 
 
 def _may_act(lead: AgentLogin, member: AgentLogin) -> None:
@@ -133,8 +151,7 @@ async def supervise(user: AbstractBaseUser, team_id: int, member_id: int, operat
 
 
 async def _supervise(user: AbstractBaseUser, team_id: int, member_id: int, operation: str) -> None:
-    lead = await login_for(user)
-    _, member = await led_member(user, team_id, member_id)
+    lead, member = await _lead_and_member(user, team_id, member_id)
     if operation not in SUPERVISION_OPERATIONS:
         raise ActionRefused(f"Unknown operation {operation!r}")
     _may_act(lead, member)
@@ -168,8 +185,7 @@ async def set_member_state(
 async def _set_member_state(
     user: AbstractBaseUser, team_id: int, member_id: int, operation: str, reason: str
 ) -> None:
-    lead = await login_for(user)
-    _, member = await led_member(user, team_id, member_id)
+    lead, member = await _lead_and_member(user, team_id, member_id)
     state = MEMBER_OPERATIONS.get(operation)
     if state is None:
         raise ActionRefused(f"Unknown operation {operation!r}")

@@ -21,6 +21,7 @@ from calls.backends import borrowed
 from calls.demo import create_demo_agent_logins
 from calls.fragments import card
 from calls.models import AgentLogin, AuditEntry, LiveCall, NotReadyReason, Supervision, Team
+from calls.persist import Writer
 from calls.vendors.genesys import parse_call
 from calls.vendors.huawei import HuaweiBackend
 from calls.voice import Agent, Member, Server
@@ -424,6 +425,27 @@ async def test_a_huawei_inspector_listens_switches_to_insert_and_stops_and_the_a
     assert await _monitoring(simulator) == []
     await agent.until(rf'<article id="call-{call_id}"(?!.*data-supervised)')
     assert await _supervisions() == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_lead_who_has_just_logged_in_may_set_a_member_before_the_database_has_the_login(
+    simulator: str, agent1: AgentLogin, lead1: AgentLogin, worker: RunningWorker, monkeypatch: Any
+) -> None:
+    """The desk pushes first and saves behind: the lead's desk says logged in a moment before the
+    database does, and the lead may act on what the desk says."""
+    team = await sync_to_async(make_team)("Sales", [lead1], [agent1])
+    agent = await ready_desk(agent1)
+    write = Writer._write
+
+    async def slow_database(self: Writer, batch: Any) -> None:
+        await asyncio.sleep(0.5)
+        await write(self, batch)
+
+    monkeypatch.setattr(Writer, "_write", slow_database)
+    await ready_desk(lead1)
+
+    await supervision.set_member_state(lead1.user, team.pk, agent1.pk, "Ready")
+    await agent.until(r'id="agent-state"[^>]*data-state="Ready"')
 
 
 @pytest.mark.django_db(transaction=True)
