@@ -1,4 +1,5 @@
-"""The channel layer through a Redis outage: noticing one, waiting it out, knowing when it is over.
+"""The channel layer: the desk's Redis layer (``DeskRedisChannelLayer``, a group send in two trips to
+Redis), and the layer through a Redis outage: noticing one, waiting it out, knowing when it is over.
 
 A Redis that stops (a restart, a failover) fails every layer call at once, and comes back empty: no
 groups, no queued messages. No process may die of that: a worker's Voice API sessions and a desk
