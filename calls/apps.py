@@ -7,4 +7,7 @@ class CallsConfig(AppConfig):
 
     def ready(self) -> None:
         # Connect the receivers: session start/stop, and the audit log's sign-in records.
-        from . import audit, signals  # noqa: F401
+        from . import audit, metrics, signals  # noqa: F401
+
+        # Every process of the desk (daphne, a session worker) times its garbage collections.
+        metrics.time_gc()

@@ -64,7 +64,7 @@ LOOP_LAG = Histogram(
 )
 GC_PAUSE = Histogram(
     "switchboard_gc_pause_seconds",
-    "Seconds each garbage collection of this process held it, by generation (nothing else runs meanwhile).",
+    "Seconds each garbage collection held this process, by generation (nothing else runs meanwhile).",
     ["generation"],
     buckets=LATENCY_BUCKETS,
 )

@@ -669,7 +669,6 @@ class VoiceSessionsConsumer(DirectDispatch, AsyncConsumer):  # type: ignore[misc
         listener = asyncio.create_task(self._serve_commands(), name="voice-session-commands")
         reference = asyncio.create_task(REFERENCE.watch(self._reference_changed), name="reference-lists")
         probe = asyncio.create_task(metrics.probe_loop(), name="event-loop-probe")
-        metrics.time_gc()
         steward = asyncio.create_task(heap.steward(), name="heap-steward")
         try:
             await super().__call__(scope, receive, send)

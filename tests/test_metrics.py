@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -64,6 +67,25 @@ def test_the_desk_answers_metrics_to_a_loopback_scraper(scrape_settings: Any) ->
 
 def test_the_desk_answers_metrics_to_an_ipv4_peer_of_a_dual_stack_listener(scrape_settings: Any) -> None:
     assert Client().get("/metrics", REMOTE_ADDR="::ffff:127.0.0.1").status_code == 200
+
+
+def test_a_desk_process_times_its_garbage_collections_from_its_start() -> None:
+    """Any process of the desk, daphne as much as a worker: a fresh one, with Django set up and nothing
+    else started."""
+    script = (
+        "import gc; from prometheus_client import REGISTRY; gc.collect(); "
+        "print(REGISTRY.get_sample_value('switchboard_gc_pause_seconds_count', {'generation': '2'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip().splitlines()[-1]) >= 1
 
 
 def test_metrics_are_a_404_to_an_address_not_allowed(scrape_settings: Any) -> None:
