@@ -48,7 +48,8 @@ def collect_all() -> None:
 
 async def steward() -> None:
     """Until cancelled: freeze what each full collection leaves, and thaw and collect everything
-    every ``GC_REFREEZE_SECONDS`` (``0``: never). Cancelled, it thaws: the process is as before."""
+    every ``GC_REFREEZE_SECONDS`` (``0``: never). Cancelled, it thaws and collects: the process is as
+    before, and what died frozen is freed now, not at some later collection."""
     gc.callbacks.append(_freeze_survivors)
     try:
         while interval := refreeze_seconds():
@@ -58,3 +59,4 @@ async def steward() -> None:
     finally:
         gc.callbacks.remove(_freeze_survivors)
         gc.unfreeze()
+        gc.collect()

@@ -74,6 +74,23 @@ async def test_a_stopped_steward_leaves_the_collector_as_it_found_it() -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_stopped_steward_frees_at_once_what_died_frozen() -> None:
+    """Not at some later collection, in the middle of whatever runs then."""
+    task = asyncio.create_task(heap.steward())
+    await asyncio.sleep(0)
+    node = Node()
+    node.other = node
+    dead = weakref.ref(node)
+    gc.collect()
+    del node
+
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+    assert dead() is None
+
+
+@pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_a_workers_session_is_left_out_of_collections_once_it_is_up(
     simulator: str, agent1: AgentLogin, worker: RunningWorker
