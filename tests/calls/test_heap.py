@@ -40,6 +40,16 @@ class Node:
     other: Any = None
 
 
+def frozen_cycle() -> weakref.ref[Node]:
+    """A reference cycle that is alive when a full collection freezes it, and dead right after."""
+    node = Node()
+    node.other = node
+    dead = weakref.ref(node)
+    gc.collect()
+    del node
+    return dead
+
+
 @pytest.mark.asyncio
 async def test_what_survives_a_full_collection_is_left_out_of_the_next(steward: None) -> None:
     held = Node()
@@ -50,11 +60,7 @@ async def test_what_survives_a_full_collection_is_left_out_of_the_next(steward: 
 
 @pytest.mark.asyncio
 async def test_a_cycle_that_died_frozen_is_freed_at_the_next_thaw(steward: None) -> None:
-    node = Node()
-    node.other = node
-    dead = weakref.ref(node)
-    gc.collect()
-    del node
+    dead = frozen_cycle()
     gc.collect()
     assert dead() is not None, "a frozen cycle waits for the thaw"
     await asyncio.sleep(0.5)
@@ -78,11 +84,7 @@ async def test_a_stopped_steward_frees_at_once_what_died_frozen() -> None:
     """Not at some later collection, in the middle of whatever runs then."""
     task = asyncio.create_task(heap.steward())
     await asyncio.sleep(0)
-    node = Node()
-    node.other = node
-    dead = weakref.ref(node)
-    gc.collect()
-    del node
+    dead = frozen_cycle()
 
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
