@@ -299,7 +299,11 @@ def caches_from_env(env: Mapping[str, str]) -> dict[str, Any]:
                 "LOCATION": redis_url,
                 "KEY_PREFIX": "switchboard",
                 # A Redis that stops answering must not hold up an agent's click for long.
-                "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+                "OPTIONS": {
+                    "socket_connect_timeout": 1,
+                    "socket_timeout": 1,
+                    "pool_class": "desktop.cache.SharedConnectionPool",  # one per process, not per request
+                },
             }
         }
     return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "desk"}}

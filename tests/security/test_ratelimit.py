@@ -5,6 +5,7 @@ whatever the address, and per address, whatever the username."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ from django.test import AsyncClient, Client
 from calls import ratelimit
 from calls.models import AgentLogin, AuditEntry
 from desktop.security import STORM_MESSAGE
+from desktop.settings import caches_from_env
 from tests.desk import RunningWorker, card, control, desk_client, ready_desk, switch_calls
 
 User = get_user_model()
@@ -308,3 +310,32 @@ def test_a_successful_sign_in_clears_the_failures(settings: Any) -> None:
         log_in(Client(), "agent9", "guess")
 
     assert log_in(Client(), "agent9", "Correct-Horse-9").status_code == 302
+
+
+def connections_received(redis_url: str) -> int:
+    """How many connections the Redis server has accepted since it started."""
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        return int(client.info("stats")["total_connections_received"])
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_actions_on_the_shared_cache_reuse_its_redis_connections(settings: Any, redis_url: str) -> None:
+    """Each request has cache objects of its own (Django keeps them per context, and a server runs each
+    request in a fresh one); their Redis connections are the process's, not new ones per request."""
+    settings.CACHES = caches_from_env({"REDIS_URL": redis_url})
+    settings.CACHES["default"]["KEY_PREFIX"] = f"test-connections-{time.monotonic_ns()}"
+    user = await sync_to_async(User.objects.create_user)("agent9")
+    client = await desk_client(user)
+    await client.post("/agent/", {"operation": "Ready", "n": "warm-up"})
+    before = connections_received(redis_url)
+
+    statuses = []
+    for n in range(20):
+        request = client.post("/agent/", {"operation": "Ready", "n": str(n)})
+        statuses.append((await asyncio.create_task(request, context=contextvars.Context())).status_code)
+
+    assert statuses == [403] * 20  # admitted by both counters, then refused: agent9 has no agent login
+    assert connections_received(redis_url) - before <= 2  # this test's own INFO, and at most one more
