@@ -106,9 +106,13 @@ async def ask_owner(login: AgentLogin, command: str, *, wait: bool = True, **fie
         ) from exc
 
 
+def _owned(login: AgentLogin) -> bool:
+    """Whether a worker holds the login's session now, as the login was read."""
+    return bool(login.worker) and login.lease_until is not None and login.lease_until > timezone.now()
+
+
 async def _ask_owner(layer: Any, login: AgentLogin, command: str, *, wait: bool, **fields: Any) -> None:
-    owned = login.worker and login.lease_until is not None and login.lease_until > timezone.now()
-    if not owned:
+    if not _owned(login):
         await layer.send(CHANNEL, {"type": "session.ensure", "login": login.pk})
         raise Unavailable("The contact-center session is starting: try again in a moment.")
     message: dict[str, Any] = {"type": "session.command", "login": login.pk, "command": command, **fields}
@@ -126,16 +130,13 @@ async def _ask_owner(layer: Any, login: AgentLogin, command: str, *, wait: bool,
         raise error(str(answer.get("message") or "Refused"), code=str(answer.get("code") or ""))
 
 
-async def desk_tab(
-    login_id: int, tab: str, *, closed: bool, snapshot: bool = False, owner: AgentLogin | None = None
-) -> None:
+async def desk_tab(login_id: int, tab: str, *, closed: bool, snapshot: bool = False) -> None:
     """Tell the owner of the login's session that a desk tab is open (or has closed); ``snapshot``:
     the tab has just read its snapshot from the database, which may be a write behind, and wants
-    the session's (a tab new to the owner always gets it); ``owner``: the login as ``owner_of``
-    has just read it, if the caller has. Never raises: a tab's news is not worth failing a socket
-    for, and the next one comes soon."""
+    the session's (a tab new to the owner always gets it). Never raises: a tab's news is not worth
+    failing a socket for, and the next one comes soon."""
     try:
-        login = owner or await _login(login_id)
+        login = await _login(login_id)
         if login is not None:
             await ask_owner(login, "tab", wait=False, tab=tab, closed=closed, snapshot=snapshot)
     except VoiceApiError:
@@ -148,6 +149,30 @@ async def desk_tab(
         )
     except Exception:
         log.exception("could not tell the session worker about a desk tab of login %s", login_id)
+
+
+async def tell_owners(tabs: list[tuple[AgentLogin, str]]) -> None:
+    """Tell the owners of the logins' sessions that these desk tabs, ``(login as owner_of read it, tab)``,
+    are open: one message to each worker for all its agents' tabs; a session with no live owner is
+    asked to start. Never raises, as ``desk_tab``."""
+    layer = get_channel_layer()
+    if layer is None or not tabs:
+        return
+    by_worker: dict[str, list[tuple[int, str]]] = {}
+    unowned: set[int] = set()
+    for login, tab in tabs:
+        if _owned(login):
+            by_worker.setdefault(login.worker, []).append((login.pk, tab))
+        else:
+            unowned.add(login.pk)
+    try:
+        for worker_id, owned in by_worker.items():
+            await layer.send(owner_channel(worker_id), {"type": "session.tabs", "tabs": owned})
+        for login_id in unowned:
+            await layer.send(CHANNEL, {"type": "session.ensure", "login": login_id})
+    except LAYER_ERRORS as exc:
+        health_of(layer).failed(exc)
+        log.warning("could not tell the session workers of %s desk tabs (%s)", len(tabs), type(exc).__name__)
 
 
 def owner_of(login_id: int) -> AgentLogin | None:
@@ -447,6 +472,9 @@ class AgentSession:
         ``VOICE_SESSION_RESYNC_SECONDS`` and repair it (changes no event announced), and look after
         the agent's presence (a desk left without a tab)."""
         interval = float(getattr(settings, "VOICE_SESSION_RESYNC_SECONDS", 60))
+        # Sessions that start together (VOICE_SESSION_START_CONCURRENCY at a time) would otherwise look
+        # after themselves, and resync, in step: a burst of Voice API reads every period.
+        await asyncio.sleep(random.uniform(0, WATCH_SECONDS))  # noqa: S311 (timing, not a secret)
         while True:
             await asyncio.sleep(WATCH_SECONDS)
             try:
@@ -710,7 +738,21 @@ class VoiceSessionsConsumer(DirectDispatch, AsyncConsumer):  # type: ignore[misc
             self._commands.add(task)
             task.add_done_callback(self._commands.discard)
 
+    async def _tabs(self, message: dict[str, Any]) -> None:
+        """Desk tabs of sessions this worker owns are open (``tell_owners``)."""
+        for login_id, tab in message["tabs"]:
+            session = self.sessions.get(int(login_id))
+            if session is None:
+                continue  # gone from this worker since: its tabs are heard of again where it went
+            try:
+                await session.command("tab", {"tab": str(tab), "closed": False})
+            except VoiceApiError as exc:
+                log.info("session of login %s: could not take a desk tab's news (%s)", login_id, exc)
+
     async def _command(self, layer: Any, message: dict[str, Any]) -> None:
+        if message.get("type") == "session.tabs":
+            await self._tabs(message)
+            return
         answer: dict[str, Any] = {"type": "session.answer", "ok": True}
         try:
             session = self.sessions.get(int(message["login"]))

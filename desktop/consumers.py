@@ -11,7 +11,8 @@ user stop leading the team.
 
 The sockets' database reads run on the pool of database threads (``calls.persist.in_parallel``),
 not on the one thread Channels gives every consumer of the process: a thousand tabs that connect
-at once, and every open tab's periodic check, would queue there.
+at once would queue there. An open tab's periodic check (its desk session still lives, its owner hears
+it is open, its groups are joined again) is done for many tabs at once by ``desktop.tabs``.
 
 A Redis outage closes no socket: reads from the layer wait until Redis answers again, a socket opened
 meanwhile gets its snapshot from the database, and once Redis is back (empty: no groups, no queued
@@ -25,52 +26,28 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from importlib import import_module
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
-from django.contrib.auth import SESSION_KEY, get_user_model
 
-from calls import audit, board, fragments, presence
+from calls import audit, board, fragments
 from calls.db import DirectDispatch
-from calls.layer import LAYER_ERRORS, MAX_RECEIVE_PAUSE_S, health_of
+from calls.layer import LAYER_ERRORS, MAX_RECEIVE_PAUSE_S, health_of, join
 from calls.layer import receive as receive_through_outages
-from calls.models import AgentLogin, Team
+from calls.models import AgentLogin
 from calls.persist import in_parallel
 from calls.services import group_name, session_group
-from calls.worker import CHANNEL, desk_tab, owner_of
+from calls.worker import CHANNEL, desk_tab
+from desktop.tabs import SESSION_ENDED, keeper, leads_of
 
 log = logging.getLogger("switchboard.desktop")
-
-# The close code a page reads as "your desk session has ended: sign in again".
-SESSION_ENDED = 4401
 
 
 @in_parallel
 def _login_id(user_id: int) -> int | None:
     """The user's enabled agent login, if any."""
     return AgentLogin.objects.filter(user_id=user_id, enabled=True).values_list("pk", flat=True).first()
-
-
-def _session_lives(session_key: str, user_id: int) -> bool:
-    """Whether the desk session is still there, unexpired, for this user, who is still active."""
-    if not session_key:
-        return False
-    data = import_module(settings.SESSION_ENGINE).SessionStore(session_key).load()
-    if str(data.get(SESSION_KEY, "")) != str(user_id):
-        return False
-    return get_user_model().objects.filter(pk=user_id, is_active=True).exists()
-
-
-@in_parallel
-def _alive_and_owner(session_key: str, user_id: int, login_id: int) -> tuple[bool, AgentLogin | None]:
-    """A tab's periodic check in one trip to the database: whether its desk session lives, and the
-    login as its session's owner needs it (``calls.worker.owner_of``)."""
-    if not _session_lives(session_key, user_id):
-        return False, None
-    return True, owner_of(login_id)
 
 
 @in_parallel
@@ -90,9 +67,7 @@ def _board_team(scope: dict[str, Any]) -> int | None:
 
 @in_parallel
 def _leads(user_id: int, team_id: int) -> bool:
-    """Whether the user leads the team now (read afresh: permissions and leads change)."""
-    user = get_user_model().objects.filter(pk=user_id).first()
-    return user is not None and Team.objects.led_by(user).filter(pk=team_id).exists()
+    return user_id in leads_of({user_id}, team_id)
 
 
 @in_parallel
@@ -107,7 +82,7 @@ class DesktopConsumer(DirectDispatch, AsyncWebsocketConsumer):  # type: ignore[m
     # A lead's board: the team, and the lead's group of its board.
     team_id = 0
     board_group = ""
-    _alive: asyncio.Task[None] | None = None
+    _kept = False
     _mending: asyncio.Task[None] | None = None
 
     @property
@@ -153,8 +128,10 @@ class DesktopConsumer(DirectDispatch, AsyncWebsocketConsumer):  # type: ignore[m
         await self.send(text_data=await _snapshot(login_id))
         await self._send_board()
         if not (joined and await self._ensure_session()):
-            self._mend()
-        self._alive = asyncio.create_task(self._say_alive())
+            self.mend()
+        keeper().add(self)
+        self._kept = True
+        await desk_tab(self.login_id, self.channel_name, closed=False)
 
     async def _send_board(self) -> None:
         """A lead's board socket: the board's snapshot."""
@@ -162,7 +139,11 @@ class DesktopConsumer(DirectDispatch, AsyncWebsocketConsumer):  # type: ignore[m
         if html:
             await self.send(text_data=html)
 
-    def _groups(self) -> list[str]:
+    @property
+    def user_id(self) -> int:
+        return int(self.scope["user"].pk)
+
+    def group_names(self) -> list[str]:
         """The groups this socket belongs to: its agent's pushes, its desk session's end, and a lead's
         board."""
         groups = [self.group, session_group(self.session_key)] if self.session_key else [self.group]
@@ -171,8 +152,7 @@ class DesktopConsumer(DirectDispatch, AsyncWebsocketConsumer):  # type: ignore[m
     async def _join(self) -> bool:
         """Joins every group of the socket (again: harmless); False when the layer failed."""
         try:
-            for group in self._groups():
-                await self.channel_layer.group_add(group, self.channel_name)
+            await join(self.channel_layer, [(group, self.channel_name) for group in self.group_names()])
         except LAYER_ERRORS as error:
             health_of(self.channel_layer).failed(error)
             return False
@@ -192,9 +172,9 @@ class DesktopConsumer(DirectDispatch, AsyncWebsocketConsumer):  # type: ignore[m
         """A read from the layer failed: Redis went away, and will come back without this socket's groups.
         A socket still connecting has none yet: its own join comes next, and mends if it fails."""
         if self.group:
-            self._mend()
+            self.mend()
 
-    def _mend(self) -> None:
+    def mend(self) -> None:
         """Mends the socket once the layer answers again (one mending at a time)."""
         if self._mending is None or self._mending.done():
             self._mending = asyncio.create_task(self._mend_when_back())
@@ -221,31 +201,6 @@ class DesktopConsumer(DirectDispatch, AsyncWebsocketConsumer):  # type: ignore[m
                 "could not mend the desk socket of login %s after a channel layer outage", self.login_id
             )
 
-    async def _say_alive(self) -> None:
-        """Now and then: check that the desk session behind this socket still lives (sign-out, idle
-        expiry, a single sign-on that ended), closing the socket when it does not; and tell the
-        Voice API session's owner that this desk tab is open (an empty chair is set Not Ready).
-        The first time round, the socket has just checked all of it as it connected."""
-        checked = True
-        user_id = self.scope["user"].pk
-        while True:
-            owner = None
-            if not checked:
-                lives, owner = await _alive_and_owner(self.session_key, user_id, self.login_id)
-                if not lives:
-                    await self.close(code=SESSION_ENDED)
-                    return
-                if self.team_id and not await _leads(user_id, self.team_id):
-                    await self.close(code=4403)  # no longer a lead of the team: nothing more for this board
-                    return
-            checked = False
-            await desk_tab(self.login_id, self.channel_name, closed=False, owner=owner)
-            await asyncio.sleep(presence.TAB_ALIVE_SECONDS)
-            # Joining again is harmless, and it mends a membership the channel layer lost without a
-            # read failing here (a group that expired, say): the tab would get no push until a reload.
-            if not await self._join():
-                self._mend()
-
     async def desk_close(self, event: dict[str, Any]) -> None:
         """The desk session behind this socket ended (a sign-out): nothing more is sent to it."""
         await self.close(code=SESSION_ENDED)
@@ -253,12 +208,12 @@ class DesktopConsumer(DirectDispatch, AsyncWebsocketConsumer):  # type: ignore[m
     async def disconnect(self, code: int) -> None:
         if self._mending:
             self._mending.cancel()
-        if self._alive:
-            self._alive.cancel()
+        if self._kept:
+            keeper().discard(self)
             await desk_tab(self.login_id, self.channel_name, closed=True)
         # A layer that fails here has lost the groups already (Redis restarts empty): nothing to undo.
         with contextlib.suppress(*LAYER_ERRORS):
-            for group in self._groups() if self.group else []:
+            for group in self.group_names() if self.group else []:
                 await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

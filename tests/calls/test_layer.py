@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from redis import asyncio as redis
 from redis.asyncio.connection import AbstractConnection
 
-from calls.layer import DeskRedisChannelLayer
+from calls.layer import DeskRedisChannelLayer, join
 
 pytestmark = pytest.mark.asyncio
 
@@ -98,3 +99,19 @@ async def test_a_group_send_to_a_group_with_no_member_sends_nothing(layer: DeskR
 
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(layer.receive(channel), 0.3)
+
+
+async def test_many_channels_join_their_groups_in_one_trip_to_redis_as_group_add_would(
+    layer: DeskRedisChannelLayer, trips: list[int], layer_url: str
+) -> None:
+    await layer.group_add("desk.agent.0", "desk-warm")  # the connection is made
+
+    trips.clear()
+    await join(layer, [("desk.agent.1", "desk-a"), ("desk.agent.1", "desk-b"), ("desk.agent.2", "desk-a")])
+
+    assert len(trips) == 1
+    await layer.group_send("desk.agent.1", PUSH)
+    assert [await received(layer, "desk-a"), await received(layer, "desk-b")] == [PUSH, PUSH]
+    async with redis.Redis.from_url(layer_url) as client:
+        for group in ("desk.agent.1", "desk.agent.2"):
+            assert 0 < await client.ttl(layer._group_key(group)) <= layer.group_expiry

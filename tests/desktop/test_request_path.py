@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from calls import fragments, presence, services
 from calls.models import AgentLogin, LiveCall
+from desktop import tabs
 from desktop.asgi import application
 from tests.desk import Desk, desk_client
 from tests.servers import passes_on_postgresql
@@ -105,21 +106,33 @@ async def test_a_tab_that_connects_renders_its_snapshot_once(
     await desk.close()
 
 
-async def test_an_open_tab_checks_its_session_and_finds_its_owner_in_one_thread_hop(
-    agent1: AgentLogin, monkeypatch: pytest.MonkeyPatch
+async def test_the_open_tabs_of_a_process_are_checked_together_in_one_thread_hop(
+    agent1: AgentLogin, agent2: AgentLogin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Every period each open tab's desk session is checked and its owner told it is open: the tabs
+    that come due together (here, all three) share one trip to the database, not one each."""
     monkeypatch.setattr(presence, "TAB_ALIVE_SECONDS", 0.2)
-    desk = Desk(agent1)
-    await desk.open()
-    await asyncio.sleep(0.1)  # the first round, right after connecting, has nothing to check
+    monkeypatch.setattr(tabs, "GATHER_SHARE", 1.0)  # tabs that connected within a period go together
+    checked: list[int] = []
+    original = tabs.check
+
+    async def counted(batch: list[tuple[str, int, int, int]]) -> list[tabs.Verdict]:
+        checked.append(len(batch))
+        return await original(batch)
+
+    monkeypatch.setattr(tabs, "check", counted)
+    desks = [Desk(agent1), Desk(agent1), Desk(agent2)]
+    for desk in desks:
+        await desk.open()
 
     with thread_hops(monkeypatch) as sent:
-        await asyncio.sleep(0.9)
+        await asyncio.sleep(1.0)
 
+    assert len(checked) >= 2 and set(checked) == {3}
     names = [name_of(func) for func in sent]
-    assert names.count("_alive_and_owner") >= 2
-    assert not any(name.endswith(("_session_lives", "owner_of", "_login")) for name in names)
-    await desk.close()
+    assert not any(name.endswith(("owner_of", "_login")) for name in names)  # no tab reads its own login
+    for desk in desks:
+        await desk.close()
 
 
 async def test_a_push_reaches_its_tab_while_the_sockets_shared_database_thread_is_busy(
