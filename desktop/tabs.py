@@ -176,7 +176,8 @@ class Keeper:
         await tell_owners([(owner, tab.channel_name) for tab, owner in open_tabs if owner is not None])
         layer: Any = get_channel_layer()
         try:
-            await join(layer, [(group, tab.channel_name) for tab, _ in open_tabs for group in tab.group_names()])
+            memberships = [(group, tab.channel_name) for tab, _ in open_tabs for group in tab.group_names()]
+            await join(layer, memberships)
         except LAYER_ERRORS as error:
             health_of(layer).failed(error)
             for tab, _ in open_tabs:
