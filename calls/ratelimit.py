@@ -16,6 +16,7 @@ Keys are hashed: the cache never holds a username, an address or a phone number 
 from __future__ import annotations
 
 import collections
+import enum
 import hashlib
 import logging
 import math
@@ -120,39 +121,53 @@ def _admit_in_redis(backend: RedisCache, key: str, limit: Limit) -> bool:
     return bool(client.eval(SLIDING_WINDOW, 1, full_key, window_ms, limit.count, token))
 
 
-async def action_storm(user_id: int) -> bool:
-    """Counts one action of the user; whether it is beyond ACTION_RATE_LIMIT: more than ``count``
-    admitted in the last ``seconds`` (a sliding window; refused actions are not counted)."""
+class Admission(enum.Enum):
+    ADMITTED = "admitted"
+    STORM = "storm"  # beyond ACTION_RATE_LIMIT: refused
+    DUPLICATE = "duplicate"  # the user's previous action again within the duplicate window
+
+
+async def admit_action(user_id: int, fingerprint: str) -> Admission:
+    """Whether the user's action may go, both limits in one thread hop:
+
+    - STORM when it is beyond ACTION_RATE_LIMIT: more than ``count`` admitted in the last ``seconds``
+      (a sliding window; refused actions are not counted);
+    - DUPLICATE when the user sent exactly this one within ACTION_DUPLICATE_WINDOW_SECONDS and nothing
+      else since (a double click). ``add`` is atomic, so of two identical requests arriving together
+      exactly one goes. A different action in between forgets the earlier one: Hold, Retrieve, Hold
+      is three actions, not a repeat;
+    - ADMITTED otherwise: counted, and remembered.
+
+    A cache that fails lets the action through."""
+    return await sync_to_async(_admit, thread_sensitive=False)(user_id, fingerprint)
+
+
+def _admit(user_id: int, fingerprint: str) -> Admission:
+    try:
+        if _storm(user_id):
+            return Admission.STORM
+    except Exception:
+        _cache_failed("counting actions")
+    window = float(settings.ACTION_DUPLICATE_WINDOW_SECONDS)
+    if window <= 0:
+        return Admission.ADMITTED
+    try:
+        if not _claim(user_id, fingerprint, window):
+            return Admission.DUPLICATE
+    except Exception:
+        _cache_failed("checking for a duplicate action")
+    return Admission.ADMITTED
+
+
+def _storm(user_id: int) -> bool:
+    """Counts one action of the user; whether it is beyond ACTION_RATE_LIMIT."""
     limit = _action_limit()
     key = _key("storm", user_id)
     backend = caches["default"]
     if not isinstance(backend, RedisCache):
         location = str(settings.CACHES.get("default", {}).get("LOCATION", ""))
         return not _admit_locally(f"{location}:{key}", limit)
-    try:
-        admitted = await sync_to_async(_admit_in_redis, thread_sensitive=False)(backend, key, limit)
-    except Exception:
-        _cache_failed("counting actions")
-        return False
-    return not admitted
-
-
-async def claim_action(user_id: int, fingerprint: str) -> bool:
-    """Whether the action may go: False when the user sent exactly this one within the duplicate
-    window and nothing else since (a double click); True otherwise, and it is remembered.
-
-    ``add`` is atomic, so of two identical requests arriving together exactly one goes. A different
-    action in between forgets the earlier one: Hold, Retrieve, Hold is three actions, not a repeat.
-    """
-    window = float(settings.ACTION_DUPLICATE_WINDOW_SECONDS)
-    if window <= 0:
-        return True
-    try:
-        # The cache's async methods take a thread each; the whole check takes one.
-        return await sync_to_async(_claim, thread_sensitive=False)(user_id, fingerprint, window)
-    except Exception:
-        _cache_failed("checking for a duplicate action")
-    return True
+    return not _admit_in_redis(backend, key, limit)
 
 
 def _claim(user_id: int, fingerprint: str, window: float) -> bool:

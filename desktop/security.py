@@ -277,7 +277,10 @@ class DeskGuardMiddleware(_Middleware):
         user = await request.auser()
         if not user.is_authenticated:
             return None  # the view answers that
-        if await ratelimit.action_storm(user.pk):
+        state = await _agent_state(user.pk) if view_name == "agent-operation" else None
+        fingerprint = _fingerprint(request, view_name, kwargs, state)
+        admission = await ratelimit.admit_action(user.pk, fingerprint)
+        if admission is ratelimit.Admission.STORM:
             operation = str(request.POST.get("operation") or ("Dial" if view_name == "dial" else view_name))
             await audit.arecord(
                 action=operation,
@@ -289,9 +292,7 @@ class DeskGuardMiddleware(_Middleware):
             response = _toast(STORM_MESSAGE, 429)
             response.headers["Retry-After"] = str(ratelimit.action_window_seconds())
             return response
-        state = await _agent_state(user.pk) if view_name == "agent-operation" else None
-        fingerprint = _fingerprint(request, view_name, kwargs, state)
-        if not await ratelimit.claim_action(user.pk, fingerprint):
+        if admission is ratelimit.Admission.DUPLICATE:
             return HttpResponse(status=204)  # the first one is on its way; its outcome is what counts
         request.META[CLAIMED_ACTION_KEY] = (user.pk, fingerprint)
         return None

@@ -75,14 +75,15 @@ async def _act(
     user = await request.auser()
     if not user.is_authenticated:
         return _toast("Your desk session has ended: log in again.", 401)
-    if await ratelimit.action_storm(user.pk):
+    admission = await ratelimit.admit_action(user.pk, fingerprint)
+    if admission is ratelimit.Admission.STORM:
         await audit.arecord(
             action=operation[:64], result=AuditEntry.REFUSED, user=user, message=STORM_MESSAGE
         )
         response = _toast(STORM_MESSAGE, 429)
         response.headers["Retry-After"] = str(ratelimit.action_window_seconds())
         return response
-    if not await ratelimit.claim_action(user.pk, fingerprint):
+    if admission is ratelimit.Admission.DUPLICATE:
         return HttpResponse(status=204)  # the first one is on its way; its outcome is what counts
     try:
         await action(user)

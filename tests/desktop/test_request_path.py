@@ -24,6 +24,7 @@ from calls import fragments, presence, services
 from calls.models import AgentLogin, LiveCall
 from desktop import tabs
 from desktop.asgi import application
+from desktop.settings import caches_from_env
 from tests.desk import Desk, desk_client
 from tests.servers import passes_on_postgresql
 
@@ -84,6 +85,21 @@ async def test_a_click_reads_the_user_and_the_call_in_one_thread_hop_each(
     assert not any("aget" in name or "_get_session_from_db" in name for name in names)
     assert sum("_login_and_call" in name for name in names) == 1
     assert not any(name.endswith(("login_for", "own_live_call")) for name in names)
+
+
+async def test_a_click_passes_both_rate_limits_on_the_shared_cache_in_one_thread_hop(
+    agent1: AgentLogin, monkeypatch: pytest.MonkeyPatch, settings: Any, redis_url: str
+) -> None:
+    settings.CACHES = caches_from_env({"REDIS_URL": redis_url})
+    settings.CACHES["default"]["KEY_PREFIX"] = f"test-hops-{time.monotonic_ns()}"
+    client = await desk_client(agent1.user)
+    await client.post("/calls/C0/", {"operation": "Retrieve"})  # the session's idle expiry moves on
+
+    with thread_hops(monkeypatch) as sent:
+        await client.post("/calls/C1/", {"operation": "Retrieve"})
+
+    modules = [getattr(func, "__module__", "") for func in sent]
+    assert modules.count("calls.ratelimit") == 1  # the storm limit and the double-click check together
 
 
 async def test_a_tab_that_connects_renders_its_snapshot_once(
@@ -178,4 +194,4 @@ def test_the_request_path_holds_on_postgresql(postgres_url: str) -> None:
     assert connection.vendor == "sqlite"  # this run; the one below is PostgreSQL's
     output = passes_on_postgresql(__file__, postgres_url, flag=ON_POSTGRESQL, timeout=300)
 
-    assert "6 passed" in output
+    assert "7 passed" in output
