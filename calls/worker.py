@@ -739,15 +739,13 @@ class VoiceSessionsConsumer(DirectDispatch, AsyncConsumer):  # type: ignore[misc
             task.add_done_callback(self._commands.discard)
 
     async def _tabs(self, message: dict[str, Any]) -> None:
-        """Desk tabs of sessions this worker owns are open (``tell_owners``)."""
+        """Desk tabs of sessions this worker owns are still open (``tell_owners``, every period). One
+        new to the session is not sent the desk: it was open when the session started here, and a
+        session pushes the whole desk as it starts. A tab that connects says so itself (``desk_tab``)."""
         for login_id, tab in message["tabs"]:
             session = self.sessions.get(int(login_id))
-            if session is None:
-                continue  # gone from this worker since: its tabs are heard of again where it went
-            try:
-                await session.command("tab", {"tab": str(tab), "closed": False})
-            except VoiceApiError as exc:
-                log.info("session of login %s: could not take a desk tab's news (%s)", login_id, exc)
+            if session is not None:  # else gone from this worker since: heard of again where it went
+                session.presence.tab(str(tab), closed=False)
 
     async def _command(self, layer: Any, message: dict[str, Any]) -> None:
         if message.get("type") == "session.tabs":

@@ -126,6 +126,34 @@ async def test_a_ready_agent_with_every_desk_tab_closed_is_set_not_ready_after_t
     assert ("ok", "by the desk: no desk tab was open") in await audited("NotReady")
 
 
+async def test_a_tab_the_periodic_check_reports_to_a_session_new_to_it_is_not_sent_the_desk_again(
+    simulator: str, agent1: AgentLogin, worker: RunningWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As after a worker restart: the session pushed the whole desk as it started, to every open tab,
+    so a tab it hears of only from the periodic check needs nothing more (at 2,000 agents, a second
+    render and push of every desk)."""
+    desk = await ready_desk(agent1)
+    refreshed: list[int] = []
+    refresh = AgentSession.refresh
+
+    async def counted(self: AgentSession) -> None:
+        refreshed.append(self.login_id)
+        await refresh(self)
+
+    def forgetful(self: presence.Presence, tab: str, *, closed: bool) -> bool:
+        self.tabs.clear()  # every tab is new to the session
+        return opened(self, tab, closed=closed)
+
+    opened = presence.Presence.tab
+    monkeypatch.setattr(AgentSession, "refresh", counted)
+    monkeypatch.setattr(presence.Presence, "tab", forgetful)
+
+    await asyncio.sleep(3 * presence.TAB_ALIVE_SECONDS)
+
+    assert refreshed == []
+    await desk.close()
+
+
 @pytest.fixture(params=["agent1", "agent101"])
 def either_agent(request: pytest.FixtureRequest) -> AgentLogin:
     """The same test for an agent on each vendor."""
