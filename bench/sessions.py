@@ -131,7 +131,8 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.sessions.backends.db import SessionStore
 from calls.models import AgentLogin, VoiceServer
 
-spec = json.loads(os.environ["BENCH_SPEC"])
+with open(os.environ["BENCH_SPEC_FILE"], encoding="utf-8") as spec_file:
+    spec = json.load(spec_file)
 User = get_user_model()
 servers = {
     "genesys": VoiceServer.objects.create(name="Simulator", base_url=spec["simulator"] + "/genesys"),
@@ -986,8 +987,12 @@ class Bench:
             await bounded(add(agent) for agent in [*self.agents, *self.bare_only])
         spec: dict[str, Any] = {"simulator": self.simulator, "password": self.password}
         spec["agents"] = [[a.username, a.login, a.dn, a.vendor] for a in self.agents]
+        # In a file: at thousands of agents it is longer than an environment variable may be.
+        spec_file = self.procs.logs / "setup-spec.json"
+        spec_file.write_text(json.dumps(spec), encoding="utf-8")
+        setup_env = {"BENCH_SPEC_FILE": str(spec_file)}
         output = await asyncio.to_thread(
-            self.procs.manage, "shell", "-c", SETUP, extra_env={"BENCH_SPEC": json.dumps(spec)}, timeout=300
+            self.procs.manage, "shell", "-c", SETUP, extra_env=setup_env, timeout=300
         )
         line = next((ln for ln in output.splitlines() if ln.startswith("BENCH-SESSIONS ")), None)
         if line is None:
