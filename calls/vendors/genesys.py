@@ -67,6 +67,8 @@ log = logging.getLogger("switchboard.genesys")
 API = "/api/v2"
 CALLS_CHANNEL = "/v2/me/calls"
 DEVICES_CHANNEL = "/v2/me/devices"
+# What a resync reads with the user: the sub-resources by name, as clients may ask for a subset.
+RESYNC_SUBRESOURCES = "devices,calls"
 # After CometD starts reconnecting: how long aiocometd gets on its own, and how often the Voice API
 # is asked whether it is back.
 RETURN_GRACE_SECONDS = 2.0
@@ -345,17 +347,22 @@ class GenesysBackend(VoiceBackend):
             pass
 
     async def resync(self) -> Resynced:
-        payload = await self._read("/me/calls", fields="*")
-        raw_calls = payload.get("calls")
-        if not isinstance(raw_calls, list):
-            raise Unavailable("GET /me/calls answered without a calls list")
+        """The agent's calls and device in one read, ``GET /me`` with both as sub-resources ("Recovering
+        existing state"); from ``/me/calls`` and ``/me/devices`` when the server leaves them out."""
+        user = (await self._read("/me", subresources=RESYNC_SUBRESOURCES)).get("user")
+        raw_calls = user.get("calls") if isinstance(user, dict) else None
+        devices = user.get("devices") if isinstance(user, dict) else None
+        if not isinstance(raw_calls, list) or not isinstance(devices, list):
+            raw_calls = (await self._read("/me/calls", fields="*")).get("calls")
+            if not isinstance(raw_calls, list):
+                raise Unavailable("GET /me/calls answered without a calls list")
+            devices = (await self._read("/me/devices", fields="*")).get("devices")
         calls = []
         for raw in raw_calls:
             try:
                 calls.append(parse_call(raw))
             except MalformedNotification as exc:
                 log.warning("skipped a malformed call for %s: %s", self.agent.username, exc)
-        devices = (await self._read("/me/devices", fields="*")).get("devices")
         state = parse_agent_state(devices[0]) if isinstance(devices, list) and devices else None
         return Resynced(tuple(calls), state or AgentState("LoggedOut"))
 
