@@ -11,6 +11,7 @@ while the session lives) before it opens a session, so each agent has exactly on
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import json
 import logging
@@ -72,6 +73,19 @@ TAKEOVER_MARGIN_SECONDS = 0.05
 SESSION_ENDED_REASON = "Desk closed"
 # The longest one change of an agent's desk (an event, a resync, a command) may take.
 APPLY_SECONDS = 15.0
+# A worker claims a start's worth of sessions at a time, with this many batches coming up at once; it
+# waits this long at most for the older batch before claiming the next.
+CLAIMS_IN_FLIGHT = 2
+CLAIM_WAIT_SECONDS = 5.0
+
+
+async def _started(sessions: list[AgentSession]) -> None:
+    """Until every one of the sessions has come up (or failed once), ``CLAIM_WAIT_SECONDS`` at most."""
+    waits = [asyncio.ensure_future(session.started.wait()) for session in sessions]
+    if waits:
+        _, pending = await asyncio.wait(waits, timeout=CLAIM_WAIT_SECONDS)
+        for wait in pending:
+            wait.cancel()
 
 
 def start_concurrency() -> int:
@@ -343,6 +357,9 @@ class AgentSession:
         # finds the desk as it was, at 2,000 agents some 30 a second.
         self._rewrite = True
         self._starting = starting
+        # Set once the session has signed in and resynced (or its first attempt failed): the worker
+        # claims more sessions as earlier ones come up.
+        self.started = asyncio.Event()
         self._received = 0.0
         # Whether this session has been connected (and said so) yet.
         self._up = False
@@ -458,12 +475,14 @@ class AgentSession:
                         if starting is not None and isinstance(event, Resynced):
                             starting.release()
                             starting = self._starting = None
+                        self.started.set()
                 finally:
                     watch.cancel()
             raise Unavailable("the Voice API ended the session's events")
         finally:
             if starting is not None:
                 starting.release()
+            self.started.set()
             self.backend = None
             await backend.aclose()
 
@@ -693,6 +712,7 @@ class VoiceSessionsConsumer(DirectDispatch, AsyncConsumer):  # type: ignore[misc
         for status in metrics.SESSION_STATUSES:
             metrics.VOICE_SESSIONS.labels(status=status).set_function(functools.partial(self._count, status))
         self._reconciler: asyncio.Task[None] | None = None
+        self._claims: asyncio.Task[None] | None = None
         self._commands: set[asyncio.Task[None]] = set()
         listener = asyncio.create_task(self._serve_commands(), name="voice-session-commands")
         reference = asyncio.create_task(REFERENCE.watch(self._reference_changed), name="reference-lists")
@@ -794,11 +814,12 @@ class VoiceSessionsConsumer(DirectDispatch, AsyncConsumer):  # type: ignore[misc
         if login is not None:
             self._open(login)
 
-    def _open(self, login: AgentLogin) -> None:
+    def _open(self, login: AgentLogin) -> AgentSession:
         session = AgentSession(login, self._starting)
         session.task = asyncio.create_task(session.run(), name=f"voice-session-{login.pk}")
         session.task.add_done_callback(functools.partial(self._ended, login.pk))
         self.sessions[login.pk] = session
+        return session
 
     def _ended(self, login_id: int, task: asyncio.Task[None]) -> None:
         if self.sessions.get(login_id) and self.sessions[login_id].task is task:
@@ -829,16 +850,31 @@ class VoiceSessionsConsumer(DirectDispatch, AsyncConsumer):  # type: ignore[misc
     async def _reconcile_now(self, message: dict[str, Any]) -> None:
         """Renew our leases in one statement, end the sessions that lost theirs (no longer wanted,
         disabled, or taken over), and open every session that should exist and is not held elsewhere."""
-        kept = await renew_leases(list(self.sessions))
-        lost = set(self.sessions) - kept
+        # Those running now: a session opened meanwhile (claimed, or ensured) holds a fresh lease.
+        running = list(self.sessions)
+        kept = await renew_leases(running)
+        lost = set(running) - kept
         taken = await taken_over(list(lost))
         for login_id in lost:
             await self._end(login_id, announce=login_id not in taken)
-        missing = [login_id for login_id in await wanted_logins() if login_id not in self.sessions]
-        if missing:
-            for login in await claim_many(missing):
-                if login.pk not in self.sessions:
-                    self._open(login)
+        if self._claims is None or self._claims.done():
+            self._claims = asyncio.create_task(self._claim_in_turns(), name="voice-session-claims")
+
+    async def _claim_in_turns(self) -> None:
+        """Claims the wanted sessions that no worker holds, a start's worth at a time: the next batch
+        once the one before the last has come up (or ``CLAIM_WAIT_SECONDS`` passed). Workers that start
+        together so share the agents, the quicker taking more, where the first to look would take
+        them all and the others none."""
+        in_flight: collections.deque[list[AgentSession]] = collections.deque()
+        while True:
+            if len(in_flight) >= CLAIMS_IN_FLIGHT:
+                await _started(in_flight.popleft())
+            missing = [login_id for login_id in await wanted_logins() if login_id not in self.sessions]
+            random.shuffle(missing)  # workers claiming at once mostly ask for different ones
+            logins = await claim_many(missing[: start_concurrency()]) if missing else []
+            if not logins:
+                return
+            in_flight.append([self._open(login) for login in logins if login.pk not in self.sessions])
 
     async def _reconcile_forever(self) -> None:
         """Renew every third of a lease, and also the moment another worker's lease on a wanted
@@ -859,6 +895,8 @@ class VoiceSessionsConsumer(DirectDispatch, AsyncConsumer):  # type: ignore[misc
         """Drain: stop every session and hand its lease back, so another worker can take over at once."""
         if self._reconciler:
             self._reconciler.cancel()
+        if self._claims:
+            self._claims.cancel()
         sessions, self.sessions = self.sessions, {}
         for session in sessions.values():
             session.stop()

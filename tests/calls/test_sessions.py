@@ -12,6 +12,7 @@ import logging
 import re
 from typing import Any
 
+import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
@@ -341,3 +342,114 @@ def test_a_session_keeps_its_voice_api_connection_between_periodic_resyncs(setti
     pool = client._transport.inner._pool  # type: ignore[attr-defined]
 
     assert pool._keepalive_expiry > settings.VOICE_SESSION_RESYNC_SECONDS
+
+
+async def test_a_resync_reads_the_agents_calls_and_device_in_one_request(
+    simulator: str, agent1: AgentLogin
+) -> None:
+    """Every session resyncs every minute: at 2,000 agents, 33 resyncs a second."""
+    backend: Any = backend_for(agent1)
+    await backend._sign_in_to_api()
+    await backend.sign_in()
+    placed = await control(simulator, "POST", "/control/calls", {"from": "5000", "to": "5005"})
+    sent: list[str] = []
+
+    async def count(request: httpx.Request) -> None:
+        sent.append(f"{request.method} {request.url.path}")
+
+    backend._http.event_hooks["request"].append(count)
+
+    resynced = await backend.resync()
+
+    assert sent == ["GET /genesys/api/v2/me"]
+    assert [(call.id, call.state) for call in resynced.calls] == [(placed["id"], "Ringing")]
+    assert resynced.state.state == "NotReady"
+    await backend.aclose()
+
+
+async def test_a_resync_reads_calls_and_devices_apart_from_a_server_that_leaves_them_out_of_the_user(
+    agent1: AgentLogin,
+) -> None:
+    """A Voice API that answers ``GET /me`` without the sub-resources asked for (a server we cannot
+    run here, so answered by a stand-in): the two documented reads instead."""
+    device = {"id": "d1", "phoneNumber": "5005", "userState": {"state": "Ready"}}
+    call = {"id": "c1", "state": "Established", "capabilities": ["Hold"], "participants": []}
+    answers = {
+        "/api/v2/me": {"statusCode": 0, "user": {"id": "u1", "userName": "agent1"}},
+        "/api/v2/me/calls": {"statusCode": 0, "calls": [call]},
+        "/api/v2/me/devices": {"statusCode": 0, "devices": [device]},
+    }
+    backend: Any = backend_for(agent1, {"cookies": {"JSESSIONID": "s1"}})
+    await backend.aclose()
+    backend._http = httpx.AsyncClient(
+        base_url="http://gws.example.test/api/v2",
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json=answers[request.url.path])),
+    )
+
+    resynced = await backend.resync()
+
+    assert [(c.id, c.state) for c in resynced.calls] == [("c1", "Established")]
+    assert resynced.state.state == "Ready"
+    await backend.aclose()
+
+
+async def test_a_starting_worker_claims_its_sessions_a_starts_worth_at_a_time(
+    simulator: str,
+    agent1: AgentLogin,
+    agent2: AgentLogin,
+    lead1: AgentLogin,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    quick_backoff: None,
+) -> None:
+    """Workers that start together share the agents: the first to look does not claim them all, and
+    the others none (at 5,000 agents, one worker brought them all up while the second stood idle)."""
+    settings.VOICE_SESSION_START_CONCURRENCY = 1
+    logins = [agent1.pk, agent2.pk, lead1.pk]
+    for login_id in logins:
+        await calls_worker.set_wanted(login_id, True)
+    claimed: list[int] = []
+    claim_many = calls_worker.claim_many
+
+    async def counted(login_ids: list[int]) -> list[AgentLogin]:
+        claimed.append(len(login_ids))
+        return await claim_many(login_ids)
+
+    monkeypatch.setattr(calls_worker, "claim_many", counted)
+    running = RunningWorker()
+    await running.start()
+
+    @sync_to_async
+    def connections() -> list[str]:
+        return list(AgentLogin.objects.filter(pk__in=logins).values_list("connection", flat=True))
+
+    await saved(connections, [AgentLogin.CONNECTED] * 3, wait=15)
+    await running.stop()
+    assert claimed == [1, 1, 1]
+
+
+async def test_a_session_opened_while_the_leases_are_renewed_is_not_ended_as_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker claims in turns while it renews its leases: a session claimed in between holds a
+    fresh lease, and ending it as lost would hand it to another worker while it runs here."""
+    consumer = calls_worker.VoiceSessionsConsumer()
+    consumer.sessions = {}
+    consumer._claims = None
+    ended: list[int] = []
+
+    async def end(login_id: int, why: str = "", *, announce: bool = True) -> None:
+        ended.append(login_id)
+
+    async def renew(login_ids: list[int]) -> set[int]:
+        consumer.sessions[99] = AgentSession.__new__(AgentSession)  # claimed meanwhile
+        return set(login_ids)
+
+    monkeypatch.setattr(consumer, "_end", end)
+    monkeypatch.setattr(calls_worker, "renew_leases", renew)
+
+    await consumer._reconcile_now({"type": "session.reconcile"})
+
+    assert ended == []
+    assert consumer._claims is not None
+    consumer._claims.cancel()
