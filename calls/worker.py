@@ -866,15 +866,18 @@ class VoiceSessionsConsumer(DirectDispatch, AsyncConsumer):  # type: ignore[misc
         together so share the agents, the quicker taking more, where the first to look would take
         them all and the others none."""
         in_flight: collections.deque[list[AgentSession]] = collections.deque()
-        while True:
-            if len(in_flight) >= CLAIMS_IN_FLIGHT:
-                await _started(in_flight.popleft())
-            missing = [login_id for login_id in await wanted_logins() if login_id not in self.sessions]
-            random.shuffle(missing)  # workers claiming at once mostly ask for different ones
-            logins = await claim_many(missing[: start_concurrency()]) if missing else []
-            if not logins:
-                return
-            in_flight.append([self._open(login) for login in logins if login.pk not in self.sessions])
+        try:
+            while True:
+                if len(in_flight) >= CLAIMS_IN_FLIGHT:
+                    await _started(in_flight.popleft())
+                missing = [login_id for login_id in await wanted_logins() if login_id not in self.sessions]
+                random.shuffle(missing)  # workers claiming at once mostly ask for different ones
+                logins = await claim_many(missing[: start_concurrency()]) if missing else []
+                if not logins:
+                    return
+                in_flight.append([self._open(login) for login in logins if login.pk not in self.sessions])
+        except Exception:
+            log.exception("could not claim the sessions no worker holds; the next reconcile tries again")
 
     async def _reconcile_forever(self) -> None:
         """Renew every third of a lease, and also the moment another worker's lease on a wanted

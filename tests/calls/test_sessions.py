@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connection
+from django.db import OperationalError, connection
 from prometheus_client import REGISTRY
 
 from calls import actions
@@ -453,3 +453,25 @@ async def test_a_session_opened_while_the_leases_are_renewed_is_not_ended_as_los
     assert ended == []
     assert consumer._claims is not None
     consumer._claims.cancel()
+
+
+async def test_a_claim_the_database_refuses_is_logged_and_left_to_the_next_reconcile(
+    agent1: AgentLogin, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    await calls_worker.set_wanted(agent1.pk, True)
+    consumer = calls_worker.VoiceSessionsConsumer()
+    consumer.sessions = {}
+    consumer._claims = None
+
+    async def refused(login_ids: list[int]) -> list[AgentLogin]:
+        raise OperationalError("the database is down")
+
+    monkeypatch.setattr(calls_worker, "claim_many", refused)
+    caplog.set_level(logging.ERROR, logger="switchboard.worker")
+
+    await consumer._reconcile_now({"type": "session.reconcile"})
+    assert consumer._claims is not None
+    await consumer._claims
+
+    assert consumer.sessions == {}
+    assert any("could not claim" in record.getMessage() for record in caplog.records)
