@@ -472,10 +472,11 @@ class AgentSession:
                         self._received = time.monotonic()
                         async with self._exclusive():
                             await self.apply(event)
-                        if starting is not None and isinstance(event, Resynced):
-                            starting.release()
-                            starting = self._starting = None
-                        self.started.set()
+                        if isinstance(event, Resynced):
+                            if starting is not None:
+                                starting.release()
+                                starting = self._starting = None
+                            self.started.set()
                 finally:
                     watch.cancel()
             raise Unavailable("the Voice API ended the session's events")
