@@ -214,8 +214,19 @@ def _agent_state(user_id: int) -> object:
     )
 
 
-def _toast(message: str, status: int) -> HttpResponse:
+def toast(message: str, status: int) -> HttpResponse:
+    """A refusal the agent sees in ``#toasts``; the card itself is left to the server's truth."""
     return HttpResponse(render_to_string("desktop/toast.html", {"message": message}), status=status)
+
+
+async def storm_refusal(user: Any, operation: str, call_id: str = "") -> HttpResponse:
+    """An action beyond ACTION_RATE_LIMIT: audited, and answered 429 with a toast and when to try again."""
+    await audit.arecord(
+        action=operation, result=AuditEntry.REFUSED, user=user, call_id=call_id, message=STORM_MESSAGE
+    )
+    response = toast(STORM_MESSAGE, 429)
+    response.headers["Retry-After"] = str(ratelimit.action_window_seconds())
+    return response
 
 
 def _locked_page(request: HttpRequest, message: str) -> HttpResponse:
@@ -282,16 +293,7 @@ class DeskGuardMiddleware(_Middleware):
         admission = await ratelimit.admit_action(user.pk, fingerprint)
         if admission is ratelimit.Admission.STORM:
             operation = str(request.POST.get("operation") or ("Dial" if view_name == "dial" else view_name))
-            await audit.arecord(
-                action=operation,
-                result=AuditEntry.REFUSED,
-                user=user,
-                call_id=str(kwargs.get("call_id", "")),
-                message=STORM_MESSAGE,
-            )
-            response = _toast(STORM_MESSAGE, 429)
-            response.headers["Retry-After"] = str(ratelimit.action_window_seconds())
-            return response
+            return await storm_refusal(user, operation, str(kwargs.get("call_id", "")))
         if admission is ratelimit.Admission.DUPLICATE:
             return HttpResponse(status=204)  # the first one is on its way; its outcome is what counts
         request.META[CLAIMED_ACTION_KEY] = (user.pk, fingerprint)

@@ -20,21 +20,16 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.template.loader import render_to_string
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from calls import audit, board, fragments, ratelimit, supervision
+from calls import board, fragments, ratelimit, supervision
 from calls.actions import ActionRefused
-from calls.models import AgentLogin, AuditEntry, Team
-from desktop.security import STORM_MESSAGE
+from calls.models import AgentLogin, Team
+from desktop.security import storm_refusal, toast
 from desktop.views import SignedInRequest
 
 NOT_A_LEAD = "You lead no team. An administrator names the leads of each team."
-
-
-def _toast(message: str, status: int) -> HttpResponse:
-    return HttpResponse(render_to_string("desktop/toast.html", {"message": message}), status=status)
 
 
 @login_required
@@ -74,22 +69,17 @@ async def _act(
     """Runs ``action`` for the signed-in user, within the agent's limits on actions."""
     user = await request.auser()
     if not user.is_authenticated:
-        return _toast("Your desk session has ended: log in again.", 401)
+        return toast("Your desk session has ended: log in again.", 401)
     admission = await ratelimit.admit_action(user.pk, fingerprint)
     if admission is ratelimit.Admission.STORM:
-        await audit.arecord(
-            action=operation[:64], result=AuditEntry.REFUSED, user=user, message=STORM_MESSAGE
-        )
-        response = _toast(STORM_MESSAGE, 429)
-        response.headers["Retry-After"] = str(ratelimit.action_window_seconds())
-        return response
+        return await storm_refusal(user, operation[:64])
     if admission is ratelimit.Admission.DUPLICATE:
         return HttpResponse(status=204)  # the first one is on its way; its outcome is what counts
     try:
         await action(user)
     except ActionRefused as exc:
         await ratelimit.release_action(user.pk, fingerprint)  # the lead may try again at once
-        return _toast(exc.message, exc.status)
+        return toast(exc.message, exc.status)
     except BaseException:
         await ratelimit.release_action(user.pk, fingerprint)
         raise

@@ -39,6 +39,7 @@ from calls.models import AgentLogin, CallRecord, DispositionCode
 from calls.operations import CONTROL_CHARACTERS
 from calls.worker import lease_seconds
 from desktop.routing import channel_routes
+from desktop.security import toast
 
 log = logging.getLogger("switchboard.health")
 
@@ -181,12 +182,6 @@ async def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=200 if status == "ok" else 503)
 
 
-def _toast(message: str, status: int) -> HttpResponse:
-    """A refusal the agent sees in ``#toasts``; the card itself is left to the server's truth."""
-    html = render_to_string("desktop/toast.html", {"message": message})
-    return HttpResponse(html, status=status)
-
-
 @login_required
 @require_GET
 @never_cache
@@ -206,11 +201,11 @@ async def _act(request: HttpRequest, action: Callable[[User], Awaitable[None]]) 
     """Runs ``action`` for the signed-in user."""
     user = await request.auser()
     if not user.is_authenticated:
-        return _toast("Your desk session has ended: log in again.", 401)
+        return toast("Your desk session has ended: log in again.", 401)
     try:
         await action(user)
     except ActionRefused as exc:
-        return _toast(exc.message, exc.status)
+        return toast(exc.message, exc.status)
     return HttpResponse(status=204)
 
 
