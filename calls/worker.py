@@ -815,7 +815,13 @@ class VoiceSessionsConsumer(DirectDispatch, AsyncConsumer):  # type: ignore[misc
         if login is not None:
             self._open(login)
 
-    def _open(self, login: AgentLogin) -> AgentSession:
+    def _open(self, login: AgentLogin) -> AgentSession | None:
+        """Start the login's session here, unless it runs here already: a page's ``session.ensure``
+        and the worker's own claims may both win the lease (both are this worker's), and a second
+        session beside the first would sign the agent in twice."""
+        running = self.sessions.get(login.pk)
+        if running is not None and running.task is not None and not running.task.done():
+            return None
         session = AgentSession(login, self._starting)
         session.task = asyncio.create_task(session.run(), name=f"voice-session-{login.pk}")
         session.task.add_done_callback(functools.partial(self._ended, login.pk))
@@ -844,6 +850,9 @@ class VoiceSessionsConsumer(DirectDispatch, AsyncConsumer):  # type: ignore[misc
         if session and session.task:
             session.stop()
             await settle([session.task])
+        if login_id in self.sessions:
+            # Opened here again meanwhile (the agent's page asked for it): it keeps the lease.
+            return
         await release(login_id)
         if announce:
             await services.set_connection(login_id, AgentLogin.OFFLINE, why)
@@ -876,7 +885,7 @@ class VoiceSessionsConsumer(DirectDispatch, AsyncConsumer):  # type: ignore[misc
                 logins = await claim_many(missing[: start_concurrency()]) if missing else []
                 if not logins:
                     return
-                in_flight.append([self._open(login) for login in logins if login.pk not in self.sessions])
+                in_flight.append([session for session in map(self._open, logins) if session is not None])
         except Exception:
             log.exception("could not claim the sessions no worker holds; the next reconcile tries again")
 

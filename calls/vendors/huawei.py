@@ -220,6 +220,9 @@ class HuaweiBackend(VoiceBackend):
             root, verify=server.verify_tls, timeout=POLL_TIMEOUT_SECONDS, vendor=self.dialect
         )
         self.calls: dict[str, HuaweiCall] = {}
+        # The calls change one reader at a time: the poll goes on while a resync reads the gateway in
+        # several requests, and an event it heard meanwhile applies after the resync, not under it.
+        self._calls_lock = asyncio.Lock()
         self.state = AgentState("LoggedOut")
         # How an inspector monitors this agent now (AgentOther_BeQcStart/Stop), "" when none does.
         self.inspected = ""
@@ -374,7 +377,9 @@ class HuaweiBackend(VoiceBackend):
             if not isinstance(raw, dict):
                 await asyncio.sleep(random.uniform(*REPOLL_SECONDS))  # noqa: S311 (timing, not a secret)
                 continue
-            for event in self._translate(raw):
+            async with self._calls_lock:
+                events = self._translate(raw)
+            for event in events:
                 yield event
             if self._resync_wanted:
                 self._resync_wanted = False
@@ -382,6 +387,10 @@ class HuaweiBackend(VoiceBackend):
 
     async def resync(self) -> Resynced:
         """The gateway's truth: the agent's state, its call ids, which are held and which rings."""
+        async with self._calls_lock:
+            return await self._resync()
+
+    async def _resync(self) -> Resynced:
         base = f"/calldata/{self.agent_id}"
         status, _ = await self._request("GET", f"/onlineagent/{self.agent_id}/agentstatus")
         code = status.get("agentState") if isinstance(status, dict) else None

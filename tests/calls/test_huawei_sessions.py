@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import Client
 
 from calls import actions
 from calls.actions import ActionRefused
-from calls.backends import borrowed, credentials_of
+from calls.backends import backend_for, borrowed, credentials_of
 from calls.models import AgentLogin
-from calls.voice import CredentialsRefused, VoiceApiError
+from calls.voice import CallChanged, CredentialsRefused, Event, VoiceApiError
 from tests.desk import (
     Desk,
     RunningWorker,
@@ -26,6 +28,7 @@ from tests.desk import (
     card,
     control,
     desk_client,
+    eventually,
     live_calls,
     ready_desk,
     saved,
@@ -325,3 +328,41 @@ async def test_signing_out_and_in_again_goes_through_the_session_owner(
     await actions.agent_operation(agent101.user, "Ready")
     await desk.until(r'id="agent-state"[^>]*data-state="Ready"')
     await desk.close()
+
+
+async def test_a_call_released_while_the_desk_resyncs_stays_released(
+    simulator: str, agent101: AgentLogin
+) -> None:
+    """The poll goes on while a resync reads the gateway's truth in several requests. A call the
+    poll learns is released in between stays released: the resync's older list of call ids once
+    brought it back, and the next event showed its card again, for good."""
+    backend: Any = backend_for(await fresh(agent101))
+    seen: list[Event] = []
+
+    def heard(state: str) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return any(isinstance(e, CallChanged) and e.call.state == state for e in seen)
+
+        return check
+
+    async def released_meanwhile(response: httpx.Response) -> None:
+        if response.url.path.endswith("/holdlist"):
+            await control(simulator, "POST", "/control/parties/5000/hangup")
+            await asyncio.sleep(1.5)  # the poll meanwhile hears of the release
+
+    async with backend.session(signed_in=True) as events:
+
+        async def read() -> None:
+            async for event in events:
+                seen.append(event)
+
+        reading = asyncio.create_task(read())
+        await control(simulator, "POST", "/control/calls", {"from": "5000", "to": "6101"})
+        await eventually(heard("Ringing"))
+        backend._http.event_hooks["response"].append(released_meanwhile)
+        await backend.resync()
+        await eventually(heard("Released"))
+        reading.cancel()
+
+    assert backend.calls == {}
+    await backend.aclose()

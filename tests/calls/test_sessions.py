@@ -32,6 +32,7 @@ from tests.desk import (
     card,
     control,
     desk_client,
+    eventually,
     live_calls,
     ready_desk,
     records,
@@ -475,3 +476,66 @@ async def test_a_claim_the_database_refuses_is_logged_and_left_to_the_next_recon
 
     assert consumer.sessions == {}
     assert any("could not claim" in record.getMessage() for record in caplog.records)
+
+
+def _running_sessions(login_id: int) -> list[asyncio.Task[Any]]:
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name() == f"voice-session-{login_id}" and not task.done()
+    ]
+
+
+async def test_a_session_ensured_while_the_worker_claims_it_runs_once(
+    simulator: str, agent1: AgentLogin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page's ``session.ensure`` and the worker's own claims both win the lease (both are this
+    worker's): whichever opens the session second must not start another beside the first."""
+    consumer = calls_worker.VoiceSessionsConsumer()
+    consumer.sessions = {}
+    consumer._claims = None
+    consumer._reconciler = None
+    consumer._starting = asyncio.Semaphore(4)
+    claim = calls_worker.claim
+
+    async def claimed_while_the_claims_task_opens(login_id: int) -> AgentLogin | None:
+        login = await claim(login_id)
+
+        async def opened() -> bool:
+            return login_id in consumer.sessions
+
+        await eventually(opened)
+        return login
+
+    monkeypatch.setattr(calls_worker, "claim", claimed_while_the_claims_task_opens)
+    ensure = asyncio.create_task(consumer._ensure({"type": "session.ensure", "login": agent1.pk}))
+    await eventually(lambda: sync_to_async(lambda: AgentLogin.objects.get(pk=agent1.pk).wanted)())
+    await consumer._reconcile_now({"type": "session.reconcile"})
+    await ensure
+
+    assert len(_running_sessions(agent1.pk)) == 1
+    await consumer.shutdown()
+
+
+async def test_a_session_opened_again_while_its_predecessor_stops_keeps_the_lease(
+    agent1: AgentLogin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent's page asks for the session again while the worker ends it: the new session runs
+    here, so the lease stays here too (handed back, another worker would open it as well)."""
+    consumer = calls_worker.VoiceSessionsConsumer()
+    consumer.sessions = {}
+    await calls_worker.set_wanted(agent1.pk, True)
+    login = await calls_worker.claim(agent1.pk)
+    assert login is not None
+
+    async def opened_again_meanwhile(tasks: list[asyncio.Task[None]]) -> None:
+        consumer.sessions[agent1.pk] = AgentSession(login)
+
+    monkeypatch.setattr(calls_worker, "settle", opened_again_meanwhile)
+    ending = consumer.sessions[agent1.pk] = AgentSession(login)
+    ending.task = asyncio.create_task(asyncio.sleep(60))
+
+    await consumer._end(agent1.pk, announce=False)
+
+    holder = await sync_to_async(lambda: AgentLogin.objects.get(pk=agent1.pk).worker)()
+    assert holder == calls_worker.WORKER_ID
