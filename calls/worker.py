@@ -29,6 +29,7 @@ from typing import Any
 from channels.consumer import AsyncConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models import Min, Q
 from django.utils import timezone
 
@@ -209,17 +210,27 @@ def backoff_delay(failures: int) -> float:
     return random.uniform(0.5, min(cap, 0.5 * 2 ** min(failures, 16)))  # noqa: S311 (jitter, not a secret)
 
 
-@database_sync_to_async
-def claim(login_id: int) -> AgentLogin | None:
-    """Take (or keep) the login's lease; ``None`` when another worker holds a live one or it is off."""
+def _take_leases(login_ids: list[int]) -> int:
+    """Take (or keep) the leases of those of the logins no other worker holds, in one statement.
+
+    Every condition on the login's own row stays in the statement's own WHERE, with no join (the
+    active user is a subquery on the user table): a claim that waits on another worker's claim of the
+    same row then checks the lease again as that claim left it, and fails. A join would make Django
+    put the whole filter in a subquery, read as the claim started, and both workers would win."""
     now = timezone.now()
-    claimed = (
-        AgentLogin.objects.filter(pk=login_id, enabled=True, wanted=True, user__is_active=True)
+    active = get_user_model().objects.filter(is_active=True).values("pk")
+    return (
+        AgentLogin.objects.filter(pk__in=login_ids, enabled=True, wanted=True, user__in=active)
         .exclude(connection=AgentLogin.REFUSED)
         .filter(Q(worker=WORKER_ID) | Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .update(worker=WORKER_ID, lease_until=now + timedelta(seconds=lease_seconds()))
     )
-    if not claimed:
+
+
+@database_sync_to_async
+def claim(login_id: int) -> AgentLogin | None:
+    """Take (or keep) the login's lease; ``None`` when another worker holds a live one or it is off."""
+    if not _take_leases([login_id]):
         return None
     return AgentLogin.objects.select_related("server", "user").get(pk=login_id)
 
@@ -227,13 +238,7 @@ def claim(login_id: int) -> AgentLogin | None:
 @database_sync_to_async
 def claim_many(login_ids: list[int]) -> list[AgentLogin]:
     """``claim`` for many logins in two statements (a worker's start): those it now holds."""
-    now = timezone.now()
-    (
-        AgentLogin.objects.filter(pk__in=login_ids, enabled=True, wanted=True, user__is_active=True)
-        .exclude(connection=AgentLogin.REFUSED)
-        .filter(Q(worker=WORKER_ID) | Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(worker=WORKER_ID, lease_until=now + timedelta(seconds=lease_seconds()))
-    )
+    _take_leases(login_ids)
     return list(
         AgentLogin.objects.select_related("server", "user").filter(pk__in=login_ids, worker=WORKER_ID)
     )
