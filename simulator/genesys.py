@@ -71,6 +71,7 @@ API = "/genesys/api/v2"
 SESSION_COOKIE = "JSESSIONID"
 CSRF_HEADER = "X-CSRF-TOKEN"
 SESSION_IDLE_SECONDS = 4 * 3600
+SESSION_SWEEP_SECONDS = 60.0
 VERSION = "8.5.200.50"
 VOICE_ENVIRONMENT = uuid.uuid5(uuid.NAMESPACE_URL, "switchboard-simulator")
 
@@ -270,6 +271,9 @@ class GenesysDialect:
         self.switch = switch
         self.bayeux = bayeux
         self.sessions: dict[str, Session] = {}
+        # Each agent's sessions: an agent's notifications go to its own, not through every agent's.
+        self._sessions_of: dict[str, dict[str, Session]] = {}
+        self._swept = time.monotonic()
         self.bases: dict[str, str] = {}
         switch.listeners.append(self.on_switch_event)
 
@@ -392,9 +396,8 @@ class GenesysDialect:
         self._publish(agent, "/v2/me/devices", devices)
 
     def _publish(self, agent: Agent, channel: str, data: dict[str, Any]) -> None:
-        for session in self.sessions.values():
-            if session.login == agent.login:
-                self.bayeux.publish(session.id, channel, data)
+        for session_id in list(self._sessions_of.get(agent.login, ())):
+            self.bayeux.publish(session_id, channel, data)
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -418,6 +421,7 @@ class GenesysDialect:
             self._expire_sessions(now)
             session = Session(id=secrets.token_hex(16), login=agent.login, csrf=str(uuid.uuid4()))
             self.sessions[session.id] = session
+            self._sessions_of.setdefault(agent.login, {})[session.id] = session
             fresh = True
         elif session is None:
             raise HttpError(
@@ -429,13 +433,18 @@ class GenesysDialect:
             fresh = False
         agent = self.switch.agents.get(session.login)
         if agent is None:
-            self.sessions.pop(session.id, None)
+            self._forget(session.id)
             raise _error(401, 20, "User is not authenticated")
         session.seen = now
         self.bases[agent.login] = request.base_url + API
         return session, agent, fresh
 
     def _expire_sessions(self, now: float) -> None:
+        """Sessions idle for ``SESSION_IDLE_SECONDS`` end, looked for once a ``SESSION_SWEEP_SECONDS``
+        at most: on every sign-in, thousands of agents signing in would go through all the others."""
+        if now - self._swept < SESSION_SWEEP_SECONDS:
+            return
+        self._swept = now
         for key in [k for k, s in self.sessions.items() if now - s.seen > SESSION_IDLE_SECONDS]:
             self.invalidate(key)
 
@@ -445,8 +454,16 @@ class GenesysDialect:
             self.invalidate(key)
 
     def invalidate(self, session_id: str) -> None:
-        self.sessions.pop(session_id, None)
+        self._forget(session_id)
         self.bayeux.drop_principal(session_id)
+
+    def _forget(self, session_id: str) -> None:
+        session = self.sessions.pop(session_id, None)
+        if session is not None:
+            of_login = self._sessions_of.get(session.login, {})
+            of_login.pop(session_id, None)
+            if not of_login:
+                self._sessions_of.pop(session.login, None)
 
     # -- routing -------------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ def test_a_small_fault_campaign_finds_no_violation(postgres_url: str, request: p
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("FAULTS-RESULT ")), None)
     assert line is not None, output[-8000:]
     figures = json.loads(line.removeprefix("FAULTS-RESULT "))
-    assert figures["runs"] == RUNS
-    assert sorted(figures["faults"]) == sorted(FAULTS.split(","))  # each kind once
     assert figures["violations"] == [], output[-8000:]
+    assert figures["runs"] == RUNS
+    assert sorted(figures["faults"]) == sorted(FAULTS.split(",")), output[-8000:]  # each kind once
     assert done.returncode == 0, output[-8000:]

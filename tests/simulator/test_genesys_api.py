@@ -310,3 +310,21 @@ async def test_answering_a_second_call_holds_the_established_one_first(simulator
         assert seen.index((first, "Held")) < seen.index((second, "Established"))
         states = {call["id"]: call["state"] for call in await agent.calls()}
         assert states == {first: "Held", second: "Established"}
+
+
+async def test_each_session_of_an_agent_hears_its_notifications_and_one_that_ended_hears_none(
+    simulator: str,
+) -> None:
+    async with GenesysAgent(simulator, "agent1") as first, GenesysAgent(simulator, "agent1") as second:
+        await first.listen("/v2/me/devices")
+        await second.listen("/v2/me/devices")
+        await first.start_session()
+        assert (await first.next())["data"]["devices"][0]["userState"]["state"] == "NotReady"
+        assert (await second.next())["data"]["devices"][0]["userState"]["state"] == "NotReady"
+
+        await first.post("/me", {"operationName": "EndContactCenterSession"})
+        await second.start_session()
+
+        assert (await second.next())["data"]["devices"][0]["deviceState"] == "Inactive"
+        assert (await second.next())["data"]["devices"][0]["userState"]["state"] == "NotReady"
+        await first.no_more()
