@@ -413,7 +413,10 @@ class HuaweiBackend(VoiceBackend):
                 continue
             call = known.get(call_id)
             if call is None:
-                info, _ = await self._request("GET", f"{base}/callinfobycallid/{call_id}")
+                # A call that ended since the list was read is no call of the agent's any more.
+                info = await self._optional(f"{base}/callinfobycallid/{call_id}", "000-002")
+                if info is None:
+                    continue
                 call = self._new_call(call_id, "Established", info if isinstance(info, dict) else {})
             if call_id in held:
                 call.state = "Held"

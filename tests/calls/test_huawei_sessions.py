@@ -366,3 +366,24 @@ async def test_a_call_released_while_the_desk_resyncs_stays_released(
 
     assert backend.calls == {}
     await backend.aclose()
+
+
+async def test_a_call_that_ends_while_the_desk_resyncs_is_left_out_and_fails_nothing(
+    simulator: str, agent101: AgentLogin
+) -> None:
+    """The resync reads the agent's call ids, then each new call's details: a call that ended in
+    between has no details any more, which once failed the resync and restarted the session."""
+    backend: Any = backend_for(await fresh(agent101))
+    await backend.sign_in()
+    await control(simulator, "POST", "/control/calls", {"from": "5000", "to": "6101"})
+
+    async def ended_meanwhile(response: httpx.Response) -> None:
+        if response.url.path.endswith("/allcallid"):
+            await control(simulator, "POST", "/control/parties/5000/hangup")
+
+    backend._http.event_hooks["response"].append(ended_meanwhile)
+    resynced = await backend.resync()
+
+    assert resynced.calls == ()
+    assert resynced.state.state == "NotReady"
+    await backend.aclose()
