@@ -50,6 +50,7 @@ import random
 import re
 import secrets
 import shlex
+import signal
 import string
 import subprocess
 import sys
@@ -193,6 +194,19 @@ def waited_seconds(pid: int) -> float:
         with contextlib.suppress(OSError, IndexError, ValueError):
             total += int((task / "schedstat").read_text().split()[1])
     return total / 1e9
+
+
+async def stop_profilers(profilers: list[subprocess.Popen[bytes]]) -> None:
+    """Stops py-spy recorders early, as Ctrl-C would: each writes what it has recorded and exits."""
+    for profiler in profilers:
+        if profiler.poll() is None:
+            profiler.send_signal(signal.SIGINT)
+    for profiler in profilers:
+        try:
+            await asyncio.to_thread(profiler.wait, 60)
+        except subprocess.TimeoutExpired:
+            profiler.kill()
+            profiler.wait()
 
 
 async def cancel(tasks: list[asyncio.Task[None]], what: str) -> None:
@@ -694,6 +708,8 @@ class Figures:
     bring_up_missing: int = 0
     workers_serving_s: float = 0.0  # of the bring-up: until the new processes said they serve
     bring_up_connected_s: float | None = None  # of the bring-up: until every page said connected
+    # Of the bring-up, from the new workers' start until every page had its bar: CPU seconds by process.
+    bring_up_cpu: dict[str, float] = field(default_factory=dict)
     vendors: dict[str, VendorFigures] = field(default_factory=dict)
 
     def worker_kib_per_session(self) -> float:
@@ -701,6 +717,10 @@ class Figures:
 
     def daphne_kib_per_socket(self) -> float:
         return (self.rss["daphne_sockets"] - self.rss["daphne_idle"]) / self.agents
+
+    def worker_ms_per_start(self) -> float:
+        workers = sum(seconds for name, seconds in self.bring_up_cpu.items() if name.startswith("worker"))
+        return 1000 * workers / self.agents
 
     def summary(self, args: argparse.Namespace) -> dict[str, Any]:
         return {
@@ -724,6 +744,7 @@ class Figures:
             "rss_kib": self.rss,
             "cpu_s": {name: round(seconds, 2) for name, seconds in self.cpu.items()},
             "waited_for_cpu_s": {name: round(seconds, 2) for name, seconds in self.waited.items()},
+            "bring_up_cpu_s": {name: round(seconds, 2) for name, seconds in self.bring_up_cpu.items()},
             "worker_ms": self.worker_ms,
             "phases": [asdict(phase) for phase in self.phases],
             "vendors": {name: vendor.summary() for name, vendor in self.vendors.items()},
@@ -748,6 +769,9 @@ class Figures:
             + ", ".join(f"{name} {seconds:.2f}" for name, seconds in self.cpu.items()),
             "seconds ready to run but waiting for a CPU meanwhile (all threads): "
             + ", ".join(f"{name} {seconds:.2f}" for name, seconds in self.waited.items()),
+            "CPU seconds during the bring-up (the new workers' whole lives): "
+            + ", ".join(f"{name} {seconds:.2f}" for name, seconds in self.bring_up_cpu.items())
+            + f"; {self.worker_ms_per_start():.1f} ms of worker CPU per session start",
             "in the workers while the calls were placed (their /metrics; p50 / p99 at most, ms): "
             + "; ".join(
                 f"{WORKER_HISTOGRAMS[name]} {fmt_bound(pair[0])} / {fmt_bound(pair[1])}"
@@ -1272,16 +1296,19 @@ class Bench:
         fired.sort(key=lambda item: sent[item[0]])
         return sent, fired
 
-    def start_profilers(self, duration: float) -> list[subprocess.Popen[bytes]]:
-        """py-spy on the workers and daphnes while the calls are placed: collapsed stacks per thread,
-        idle (waiting) frames included, so time spent queueing shows as well as time spent computing."""
+    def start_profilers(
+        self, duration: float, *, phase: str = "", including: tuple[str, ...] = ()
+    ) -> list[subprocess.Popen[bytes]]:
+        """py-spy on the workers and daphnes (and the ``including`` processes) for ``duration`` s or
+        until stopped: collapsed stacks per thread, idle (waiting) frames included, so time spent
+        queueing shows as well as time spent computing. ``phase`` names the files of a later phase."""
         if not self.args.py_spy:
             return []
         started = []
         for name, process in self.procs.processes.items():
-            if not name.startswith(DESK_PROCESSES):
+            if not name.startswith((*DESK_PROCESSES, *including)):
                 continue
-            output = self.procs.logs / f"{name}.py-spy.txt"
+            output = self.procs.logs / f"{name}{'.' + phase if phase else ''}.py-spy.txt"
             options = "record --format raw --rate 200 --threads --idle --nonblocking".split()
             command = [self.args.py_spy, *options, "--pid", str(process.pid), "-o", str(output)]
             command += ["--duration", str(math.ceil(duration))]
@@ -1450,8 +1477,12 @@ class Bench:
             agent.connected.clear()
             agent.state_shown.clear()
         watch.take_peak()
+        others = {name: p.pid for name, p in self.procs.processes.items() if not name.startswith("worker")}
+        before = {name: cpu_seconds(pid) for name, pid in others.items()} | {"bench": time.process_time()}
         started = time.monotonic()
         self.start_workers()
+        # The whole bring-up, and the simulator too: it serves every sign-in, handshake and resync.
+        profilers = self.start_profilers(self.args.timeout, phase="bring-up", including=("voicesim",))
         serving = asyncio.create_task(self.workers_serving())
         connected = asyncio.create_task(self.all_connected())
         n = len(self.agents)
@@ -1463,8 +1494,12 @@ class Bench:
                 watch,
             )
             await serving
+            self.figures.bring_up_cpu = {
+                name: cpu_seconds(p.pid) - before.get(name, 0.0) for name, p in self.procs.processes.items()
+            } | {"bench": time.process_time() - before["bench"]}
         finally:
             await cancel([serving, connected], "waits of the bring-up")
+            await stop_profilers(profilers)
         self.figures.bring_up_missing = phase.missing
         self.figures.bring_up_s = None if phase.missing else phase.seconds
         self.figures.workers_serving_s = self.serving_at - started

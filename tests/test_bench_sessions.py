@@ -59,6 +59,9 @@ def test_a_tiny_run_on_both_vendors_prints_its_table_with_every_figure(
     assert set(result["waited_for_cpu_s"]) == {*result["cpu_s"]}
     assert all(seconds >= 0 for seconds in result["waited_for_cpu_s"].values())
     assert "seconds ready to run but waiting for a CPU meanwhile" in output
+    assert {"voicesim", "worker-1", "bench"} <= set(result["bring_up_cpu_s"])
+    assert result["bring_up_cpu_s"]["worker-1"] > 0
+    assert "ms of worker CPU per session start" in output
 
 
 @pytest.mark.parametrize("vendor", ["genesys", "huawei"])
