@@ -404,13 +404,17 @@ class HuaweiBackend(VoiceBackend):
         elif self.state.state == "LoggedOut":
             self.state = AgentState(state or "NotReady")
         ids, _ = await self._request("GET", f"{base}/allcallid")
+        call_ids = [call_id for call_id in map(_callid, ids) if call_id] if isinstance(ids, list) else []
+        if not call_ids:
+            # No call, so none held and none ringing: an idle agent's resync is two reads, not four
+            # (every session resyncs every minute).
+            self.calls = {}
+            return Resynced((), self.state)
         held = {_callid(info) for info in await self._optional(f"{base}/holdlist", "400-003") or []}
         ringing = await self._optional(f"{base}/callinfobeforeanswer", "200-002")
         ringing_id = _callid(ringing) if isinstance(ringing, dict) else ""
         known, self.calls = self.calls, {}
-        for call_id in [_callid(i) for i in ids] if isinstance(ids, list) else []:
-            if not call_id:
-                continue
+        for call_id in call_ids:
             call = known.get(call_id)
             if call is None:
                 # A call that ended since the list was read is no call of the agent's any more.

@@ -387,3 +387,28 @@ async def test_a_call_that_ends_while_the_desk_resyncs_is_left_out_and_fails_not
     assert resynced.calls == ()
     assert resynced.state.state == "NotReady"
     await backend.aclose()
+
+
+async def test_an_idle_agents_resync_reads_its_state_and_its_calls_and_nothing_more(
+    simulator: str, agent101: AgentLogin
+) -> None:
+    """Every session resyncs every minute: with no call, there is none held and none ringing to read."""
+    backend: Any = backend_for(await fresh(agent101))
+    await backend.sign_in()
+    sent: list[str] = []
+
+    async def count(request: httpx.Request) -> None:
+        sent.append(request.url.path.rsplit("/", 1)[-1])
+
+    backend._http.event_hooks["request"].append(count)
+
+    idle = await backend.resync()
+    idle_reads, sent[:] = list(sent), []
+    await control(simulator, "POST", "/control/calls", {"from": "5000", "to": "6101"})
+    ringing = await backend.resync()
+
+    assert idle_reads == ["agentstatus", "allcallid"]
+    assert (idle.calls, idle.state.state) == ((), "NotReady")
+    assert {"holdlist", "callinfobeforeanswer"} <= set(sent)
+    assert [call.state for call in ringing.calls] == ["Ringing"]
+    await backend.aclose()
