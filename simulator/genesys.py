@@ -272,7 +272,7 @@ class GenesysDialect:
         self.bayeux = bayeux
         self.sessions: dict[str, Session] = {}
         # Each agent's sessions: an agent's notifications go to its own, not through every agent's.
-        self._sessions_of: dict[str, dict[str, Session]] = {}
+        self._sessions_of: dict[str, set[str]] = {}
         self._swept = time.monotonic()
         self.bases: dict[str, str] = {}
         switch.listeners.append(self.on_switch_event)
@@ -421,7 +421,7 @@ class GenesysDialect:
             self._expire_sessions(now)
             session = Session(id=secrets.token_hex(16), login=agent.login, csrf=str(uuid.uuid4()))
             self.sessions[session.id] = session
-            self._sessions_of.setdefault(agent.login, {})[session.id] = session
+            self._sessions_of.setdefault(agent.login, set()).add(session.id)
             fresh = True
         elif session is None:
             raise HttpError(
@@ -459,11 +459,12 @@ class GenesysDialect:
 
     def _forget(self, session_id: str) -> None:
         session = self.sessions.pop(session_id, None)
-        if session is not None:
-            of_login = self._sessions_of.get(session.login, {})
-            of_login.pop(session_id, None)
-            if not of_login:
-                self._sessions_of.pop(session.login, None)
+        if session is None:
+            return
+        ids = self._sessions_of.get(session.login, set())
+        ids.discard(session_id)
+        if not ids:
+            self._sessions_of.pop(session.login, None)
 
     # -- routing -------------------------------------------------------------------------
 
