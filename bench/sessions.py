@@ -1102,8 +1102,12 @@ class Bench:
 
                 await self.calls_phase(sockets, cometd, pollers, watch)
                 rss["worker_after"] = self.rss(self.workers)
-                await self.click_path(http, sockets, cometd, pollers)
-                await self.page_render(http, sockets, pollers)
+                profilers = self.start_profilers(self.args.timeout, phase="clicks")
+                try:
+                    await self.click_path(http, sockets, cometd, pollers)
+                    await self.page_render(http, sockets, pollers)
+                finally:
+                    await stop_profilers(profilers)
                 await self.bring_up(watch)
             finally:
                 await watch.stop()
@@ -1283,13 +1287,8 @@ class Bench:
                 self.figures.worker_ms = {
                     name: bucket_quantiles(after[name] - histograms[name]) for name in WORKER_HISTOGRAMS
                 }
-                for profiler in profilers:
-                    await asyncio.to_thread(profiler.wait, 60)
             finally:
-                for profiler in profilers:
-                    if profiler.poll() is None:
-                        profiler.kill()
-                        profiler.wait()
+                await stop_profilers(profilers)
         first = min((sent[call_id] for call_id, call in fired if call.counted and call.to_desk), default=0.0)
         if len(answered) > 1:
             self.figures.rate_achieved = (len(answered) - 1) / (max(answered) - first)
