@@ -141,10 +141,16 @@ class Database:
     def drop(self) -> None:
         """Drops the database if it was created; safe to call more than once."""
         if self.created:
-            with psycopg.connect(self.server_url, autocommit=True) as admin:
-                drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                admin.execute(drop.format(sql.Identifier(self.name)))
+            drop_database(self.server_url, self.name)
             self.created = False
+
+
+def drop_database(server_url: str, name: str) -> None:
+    """Drops the database ``name`` beside the maintenance database ``server_url`` names, if it exists,
+    whoever still holds it."""
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        admin.execute(drop.format(sql.Identifier(name)))
 
 
 class Processes:

@@ -16,6 +16,7 @@ from typing import IO
 import httpx
 import pytest
 
+from deploy.processes import drop_database
 from deploy.processes import free_port as free_port  # the tests' ports come from here too
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,8 +76,10 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 def pytest_on_postgresql(
     module: str, postgres_url: str, *, flag: str, timeout: float
 ) -> subprocess.CompletedProcess[str]:
-    """Run one test module again in a subprocess on a fresh PostgreSQL database (which pytest-django
-    creates and drops), with ``flag`` set so the module knows which run it is."""
+    """Run one test module again in a subprocess on a fresh PostgreSQL database, with ``flag`` set so
+    the module knows which run it is. pytest-django creates the test database and drops it at the end,
+    unless a connection of the run still holds it then: it is dropped here once the run has exited,
+    whatever holds it."""
     database = f"switchboard_{Path(module).stem}_{secrets.token_hex(4)}"
     env = {**os.environ, "DATABASE_URL": f"{postgres_url.rsplit('/', 1)[0]}/{database}", flag: "1"}
     command = [
@@ -88,9 +91,12 @@ def pytest_on_postgresql(
         "-p",
         "no:cacheprovider",
     ]
-    return subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    try:
+        return subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    finally:
+        drop_database(postgres_url, f"test_{database}")
 
 
 def passes_on_postgresql(module: str, postgres_url: str, *, flag: str, timeout: float) -> str:
