@@ -87,6 +87,9 @@ def _fields(entry: AuditEntry) -> dict[str, Any]:
 
 
 def _save(entry: AuditEntry) -> None:
+    if not transaction.get_connection().in_atomic_block:
+        entry.save()  # one INSERT, atomic by itself: no BEGIN and COMMIT around it
+        return
     # Its own savepoint: a refused write must not break the transaction of whoever records.
     with transaction.atomic():
         entry.save()

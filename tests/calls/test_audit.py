@@ -7,11 +7,14 @@ import re
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from calls import actions
+from calls import actions, audit
 from calls.models import AgentLogin, AuditEntry, AuditEntryImmutable, LiveCall, VoiceServer
 from tests.desk import RunningWorker, answered_call, control, ready_desk
 
@@ -146,3 +149,49 @@ def test_deleting_a_user_keeps_their_audit_entries_under_their_name() -> None:
     user.delete()
 
     assert list(AuditEntry.objects.values_list("user_id", "username")) == [(None, "leaver")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_audit_row_recorded_outside_a_transaction_is_one_insert_with_no_transaction_of_its_own() -> None:
+    statements: list[tuple[str, bool]] = []
+
+    def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        statements.append((sql.split()[0], connection.in_atomic_block))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        audit.record(action="Hold", result=AuditEntry.OK, username="agent1", call_id="C1")
+
+    assert statements == [("INSERT", False)]
+    assert AuditEntry.objects.get().call_id == "C1"
+
+
+@pytest.mark.django_db
+def test_a_click_on_a_live_call_reads_the_login_its_server_and_the_call_in_one_query(
+    agent1: AgentLogin,
+) -> None:
+    LiveCall.objects.create(
+        login=agent1, call_id="C1", state="Held", capabilities=["Retrieve"], started_at=timezone.now()
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        login, live = async_to_sync(actions._login_and_call)(agent1.user, "C1")
+        seen = (login.pk, login.server.dialect, login.user.username, live and live.call_id)
+
+    assert seen == (agent1.pk, agent1.server.dialect, "agent1", "C1")
+    assert len(queries) == 1
+
+
+@pytest.mark.django_db
+def test_a_click_on_a_call_the_agent_does_not_have_finds_the_login_and_a_disabled_login_finds_nothing(
+    agent1: AgentLogin,
+) -> None:
+    LiveCall.objects.create(login=agent1, call_id="C1", state="Held", started_at=timezone.now())
+
+    login, live = async_to_sync(actions._login_and_call)(agent1.user, "C404")
+    assert (login.pk, live) == (agent1.pk, None)
+
+    AgentLogin.objects.filter(pk=agent1.pk).update(enabled=False)
+    for call_id in ("C1", "C404"):
+        with pytest.raises(actions.ActionRefused, match="no enabled agent login"):
+            async_to_sync(actions._login_and_call)(agent1.user, call_id)
