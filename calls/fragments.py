@@ -8,6 +8,7 @@ consult under its parent; an updated card in place, a released card deleted).
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -18,11 +19,50 @@ from django.utils.html import format_html
 
 from desktop import jinja
 
-from .directory import search
-from .models import AgentLogin, CallRecord, DispositionCode, LiveCall, NotReadyReason
+from .directory import search, speed_dials
+from .models import AgentLogin, CallRecord, DispositionCode, LiveCall, NotReadyReason, SpeedDial
 from .operations import card_controls
 from .templatetags.calls import parties
 from .voice import Call
+
+# The admin's lists are read again at most this often: by the sessions for their pushes
+# (``calls.live.Reference``) and by the pages (``PAGE_LISTS``) alike.
+REFERENCE_SECONDS = 2.0
+
+
+class AdminLists(NamedTuple):
+    """The lists an administrator keeps that every desk page shows."""
+
+    reasons: list[NotReadyReason]
+    codes: list[DispositionCode]  # the active ones
+    speed_dials: list[SpeedDial]  # the active ones
+
+
+class PageLists:
+    """The admin's lists as this process's pages render them (the desk page, a tab's snapshot): read
+    at most every ``REFERENCE_SECONDS``, and at once after an administrator changes them in this
+    process (``calls.signals``), as the sessions' pushes are. Three queries of every page render
+    otherwise, and two of every tab's snapshot. Renders run in many threads: one that reads the lists
+    while they change keeps what it read for itself."""
+
+    def __init__(self) -> None:
+        self._generation = 0
+        self._held: tuple[AdminLists, float, int] | None = None
+
+    def changed(self) -> None:
+        self._generation += 1
+
+    def current(self) -> AdminLists:
+        generation, held, started = self._generation, self._held, time.monotonic()
+        if held is not None and held[2] == generation and started - held[1] < REFERENCE_SECONDS:
+            return held[0]
+        reasons = list(NotReadyReason.objects.all())
+        lists = AdminLists(reasons, list(DispositionCode.objects.filter(active=True)), speed_dials())
+        self._held = (lists, started, generation)
+        return lists
+
+
+PAGE_LISTS = PageLists()
 
 
 def card(live: LiveCall, *, oob: str = "", facts: CardFacts | None = None) -> str:
@@ -163,10 +203,13 @@ def last_call_end(login: AgentLogin) -> datetime.datetime | None:
 
 
 def bar_facts(
-    login: AgentLogin, calls: list[LiveCall] | None = None, codes: list[DispositionCode] | None = None
+    login: AgentLogin,
+    calls: list[LiveCall] | None = None,
+    codes: list[DispositionCode] | None = None,
+    reasons: list[NotReadyReason] | None = None,
 ) -> BarFacts:
-    """The bar's facts as the database has them (``calls``: the agent's live calls, and ``codes``: the
-    active disposition codes, when the caller has read them)."""
+    """The bar's facts as the database has them (``calls``: the agent's live calls, ``codes``: the
+    active disposition codes, and ``reasons``: the Not Ready reasons, when the caller has them)."""
     if calls is None:
         first_call = login.live_calls.order_by("started_at", "id").first()
     else:
@@ -179,7 +222,7 @@ def bar_facts(
         last_end = last_call_end(login)
         last = CallRecord.objects.last_handled(login)
     return BarFacts(
-        reasons=list(NotReadyReason.objects.all()),
+        reasons=list(NotReadyReason.objects.all()) if reasons is None else reasons,
         codes=codes,
         first_call_started=first_call.started_at if first_call else None,
         last_end=last_end,
@@ -251,13 +294,14 @@ class DeskParts(NamedTuple):
 
 
 def desk_parts(login: AgentLogin, *, oob: bool = True) -> DeskParts:
-    """The agent's desk as the database has it, read once for the bar and the cards alike."""
+    """The agent's desk as the database has it, read once for the bar and the cards alike; the
+    admin's lists as the pages hold them (``PAGE_LISTS``)."""
     calls = live_calls(login)
-    codes = list(DispositionCode.objects.filter(active=True))
+    lists = PAGE_LISTS.current()
     return DeskParts(
-        agent_state(login, oob=oob, facts=bar_facts(login, calls, codes)),
+        agent_state(login, oob=oob, facts=bar_facts(login, calls, lists.codes, lists.reasons)),
         connection(login, oob=oob),
-        calls_region(login, oob=oob, calls=calls, facts=_facts_of(login, calls, codes)),
+        calls_region(login, oob=oob, calls=calls, facts=_facts_of(login, calls, lists.codes)),
     )
 
 

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from . import fragments
+from .fragments import REFERENCE_SECONDS
 from .models import AgentLogin, CallRecord, DispositionCode, LiveCall, NotReadyReason, Supervision, Team
 from .persist import in_parallel
 from .templatetags.calls import parties
@@ -27,8 +28,6 @@ from .voice import AgentState, Call
 
 log = logging.getLogger("switchboard.live")
 
-# The admin's Not Ready reasons and disposition codes are read again at most this often.
-REFERENCE_SECONDS = 2.0
 # What the pages show of the login itself.
 SHOWN_FIELDS = (
     "agent_state",

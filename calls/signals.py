@@ -17,8 +17,9 @@ from django.db.models.signals import m2m_changed, post_delete, post_save, pre_sa
 from django.dispatch import receiver
 
 from . import services
+from .fragments import PAGE_LISTS
 from .live import REFERENCE
-from .models import AgentLogin, DispositionCode, NotReadyReason, Supervision, Team
+from .models import AgentLogin, DispositionCode, NotReadyReason, SpeedDial, Supervision, Team
 from .worker import CHANNEL
 
 log = logging.getLogger("switchboard.sessions")
@@ -90,11 +91,14 @@ def stop_when_disabled(
 
 @receiver([post_save, post_delete], sender=NotReadyReason)
 @receiver([post_save, post_delete], sender=DispositionCode)
+@receiver([post_save, post_delete], sender=SpeedDial)
 @receiver([post_save, post_delete], sender=Team)
 @receiver([post_save, post_delete], sender=Supervision)
 @receiver(m2m_changed, sender=Team.members.through)
 @receiver(m2m_changed, sender=Team.leads.through)
 def reference_changed(**kwargs: Any) -> None:
-    """The sessions of this process show the admin's new lists, and follow who is on a team board,
-    from their next push on (other processes read them again within ``calls.live.REFERENCE_SECONDS``)."""
+    """The sessions and pages of this process show the admin's new lists, and the sessions follow who
+    is on a team board, from their next push and render on (other processes read them again within
+    ``calls.fragments.REFERENCE_SECONDS``)."""
     REFERENCE.changed()
+    PAGE_LISTS.changed()

@@ -34,7 +34,6 @@ from calls import actions, fragments
 from calls import directory as transfer_directory
 from calls.actions import ActionRefused
 from calls.db import database_sync_to_async
-from calls.directory import speed_dials
 from calls.models import AgentLogin, CallRecord, DispositionCode
 from calls.operations import CONTROL_CHARACTERS
 from calls.worker import lease_seconds
@@ -192,7 +191,7 @@ def desk(request: SignedInRequest) -> HttpResponse:
     if login is not None:
         context |= {
             "desk": fragments.desk_parts(login, oob=False),
-            "speed_dials": speed_dials(),
+            "speed_dials": fragments.PAGE_LISTS.current().speed_dials,
         }
     return render(request, "desktop/desk.html", context)
 

@@ -162,6 +162,16 @@ def _fresh_channel_layers() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_page_lists() -> None:
+    """The pages read the admin's lists anew in every test: the lists of a test whose transaction was
+    rolled back (which tells no one) never show in the next. Nothing to do before the desk's code
+    was ever imported."""
+    fragments = sys.modules.get("calls.fragments")
+    if fragments is not None:
+        fragments.PAGE_LISTS.changed()
+
+
+@pytest.fixture(autouse=True)
 def _own_cache(settings: Any) -> None:
     """Each test gets its own in-memory cache, so rate-limit counters never carry over between tests."""
     settings.CACHES = {
