@@ -1,6 +1,7 @@
 """The state bar that shows the work: on a call, after-call work and its limit, disposition codes
 chosen on the card or in the bar (kept with the history, attached to the live call as user data),
-a disposition required before Ready, and no contact-center logout in the middle of a call."""
+a disposition required before Ready, and no contact-center logout in the middle of a call; the
+admin's codes and reasons reach open desks within two seconds."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from calls import actions, live, services
-from calls.models import AgentLogin, AuditEntry, CallRecord, DispositionCode, VoiceServer
+from calls.models import AgentLogin, AuditEntry, CallRecord, DispositionCode, NotReadyReason, VoiceServer
 from calls.voice import AgentState
 from tests.desk import (
     Desk,
@@ -147,6 +148,19 @@ async def test_a_code_the_admin_adds_in_another_process_reaches_an_open_desk_wit
     )
 
     await desk.until(rf'id="call-{call_id}".*?Call back', wait=live.REFERENCE_SECONDS + 1)
+    await desk.close()
+
+
+@pytest.mark.asyncio
+async def test_a_not_ready_reason_the_admin_adds_in_another_process_reaches_an_open_bar_within_two_seconds(
+    agent1: AgentLogin, worker: RunningWorker
+) -> None:
+    desk = await ready_desk(agent1)
+    assert "Coffee" not in desk.received[-1]
+
+    await sync_to_async(NotReadyReason.objects.bulk_create)([NotReadyReason(code="COFFEE", label="Coffee")])
+
+    await desk.until(BAR + r'>.*?<option value="COFFEE">Coffee</option>', wait=live.REFERENCE_SECONDS + 1)
     await desk.close()
 
 
