@@ -72,6 +72,11 @@ WRITE_QUEUE_DEPTH = Gauge(
     "switchboard_write_queue_depth",
     "Writes of live state and call history waiting to reach the database in this worker process.",
 )
+SESSION_REQUESTS_DROPPED = Counter(
+    "switchboard_session_requests_dropped",
+    "Requests to start an agent's session dropped because the session workers' shared channel was full "
+    "(logged; the agent's desk asks again).",
+)
 WRITES_FAILED = Counter(
     "switchboard_writes_failed",
     "Writes of live state or call history that failed (logged; the next resync heals them).",

@@ -21,12 +21,13 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 from channels.consumer import AsyncConsumer
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -100,6 +101,23 @@ def owner_channel(worker_id: str) -> str:
     return "voice-sessions.owner." + re.sub(r"[^A-Za-z0-9_.\-]", "-", worker_id)[:60]
 
 
+async def request_sessions(layer: Any, login_ids: Collection[int]) -> None:
+    """Ask the session workers to start these logins' sessions, in one message that whichever worker
+    is free takes. A shared channel that is full holds that many requests the workers have still to
+    take (thousands of desks opening at once): these are dropped, logged and counted, not failed, and
+    the desks' tabs ask again within ``calls.presence.TAB_ALIVE_SECONDS``. Other layer failures raise."""
+    if not login_ids:
+        return
+    try:
+        await layer.send(CHANNEL, {"type": "session.ensure", "logins": sorted(login_ids)})
+    except ChannelFull:
+        metrics.SESSION_REQUESTS_DROPPED.inc(len(login_ids))
+        log.warning(
+            "the session workers' channel is full: %s session start requests dropped, to be asked again",
+            len(login_ids),
+        )
+
+
 ERROR_KINDS: dict[type[VoiceApiError], str] = {Unavailable: "unavailable", CredentialsRefused: "credentials"}
 ERRORS_BY_KIND = {kind: error for error, kind in ERROR_KINDS.items()}
 
@@ -128,7 +146,7 @@ def _owned(login: AgentLogin) -> bool:
 
 async def _ask_owner(layer: Any, login: AgentLogin, command: str, *, wait: bool, **fields: Any) -> None:
     if not _owned(login):
-        await layer.send(CHANNEL, {"type": "session.ensure", "login": login.pk})
+        await request_sessions(layer, [login.pk])
         raise Unavailable("The contact-center session is starting: try again in a moment.")
     message: dict[str, Any] = {"type": "session.command", "login": login.pk, "command": command, **fields}
     if not wait:
@@ -183,8 +201,7 @@ async def tell_owners(tabs: list[tuple[AgentLogin, str]]) -> None:
     try:
         for worker_id, owned in by_worker.items():
             await layer.send(owner_channel(worker_id), {"type": "session.tabs", "tabs": owned})
-        for login_id in unowned:
-            await layer.send(CHANNEL, {"type": "session.ensure", "login": login_id})
+        await request_sessions(layer, unowned)
     except LAYER_ERRORS as exc:
         health_of(layer).failed(exc)
         log.warning("could not tell the session workers of %s desk tabs (%s)", len(tabs), type(exc).__name__)
@@ -331,8 +348,8 @@ def next_foreign_expiry() -> float | None:
 
 
 @database_sync_to_async
-def set_wanted(login_id: int, wanted: bool) -> None:
-    AgentLogin.objects.filter(pk=login_id).update(wanted=wanted)
+def set_wanted(login_ids: Collection[int], wanted: bool) -> None:
+    AgentLogin.objects.filter(pk__in=login_ids).update(wanted=wanted)
 
 
 class AgentSession:
@@ -704,8 +721,9 @@ class AgentSession:
 
 
 class VoiceSessionsConsumer(DirectDispatch, AsyncConsumer):  # type: ignore[misc]  # channels has no types
-    """Layer messages: ``session.ensure``, ``session.stop``, ``session.reconcile`` (all take ``login``
-    except reconcile). Each handler is quick: sessions run as their own tasks.
+    """Layer messages: ``session.ensure`` (``logins``; ``login``, one, from a desk of an earlier
+    release), ``session.stop`` (``login``), ``session.reconcile``. Each handler is quick: sessions
+    run as their own tasks.
 
     Commands for the sessions this worker owns (``ask_owner``) arrive on its own channel, since any
     worker may take a message from the shared one."""
@@ -811,21 +829,21 @@ class VoiceSessionsConsumer(DirectDispatch, AsyncConsumer):  # type: ignore[misc
             log.exception("voice-sessions handler failed on %s", message.get("type"))
 
     async def _ensure(self, message: dict[str, Any]) -> None:
-        login_id = int(message["login"])
-        await set_wanted(login_id, True)
-        session = self.sessions.get(login_id)
-        if session and session.task and not session.task.done():
-            return
-        login = await claim(login_id)
-        if login is not None:
+        login_ids = [int(login_id) for login_id in message.get("logins") or [message["login"]]]
+        await set_wanted(login_ids, True)
+        missing = [login_id for login_id in login_ids if not self._running(login_id)]
+        for login in await claim_many(missing) if missing else []:
             self._open(login)
+
+    def _running(self, login_id: int) -> bool:
+        session = self.sessions.get(login_id)
+        return session is not None and session.task is not None and not session.task.done()
 
     def _open(self, login: AgentLogin) -> AgentSession | None:
         """Start the login's session here, unless it runs here already: a page's ``session.ensure``
         and the worker's own claims may both win the lease (both are this worker's), and a second
         session beside the first would sign the agent in twice."""
-        running = self.sessions.get(login.pk)
-        if running is not None and running.task is not None and not running.task.done():
+        if self._running(login.pk):
             return None
         session = AgentSession(login, self._starting)
         session.task = asyncio.create_task(session.run(), name=f"voice-session-{login.pk}")
@@ -842,7 +860,7 @@ class VoiceSessionsConsumer(DirectDispatch, AsyncConsumer):  # type: ignore[misc
         call rings at a desk nobody looks at; 3. stop the session, telling the pages why."""
         login_id = int(message["login"])
         why = str(message.get("why") or "")
-        await set_wanted(login_id, False)
+        await set_wanted([login_id], False)
         session = self.sessions.get(login_id)
         if session is not None:
             await session.leave(why)

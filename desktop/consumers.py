@@ -38,7 +38,7 @@ from calls.layer import receive as receive_through_outages
 from calls.models import AgentLogin
 from calls.persist import in_parallel
 from calls.services import group_name, session_group
-from calls.worker import CHANNEL, desk_tab
+from calls.worker import desk_tab, request_sessions
 from desktop.tabs import SESSION_ENDED, keeper, leads_of
 
 log = logging.getLogger("switchboard.desktop")
@@ -162,7 +162,7 @@ class DesktopConsumer(DirectDispatch, AsyncWebsocketConsumer):  # type: ignore[m
         """Asks the session worker to make sure the agent's Voice API session runs; False when the
         layer failed."""
         try:
-            await self.channel_layer.send(CHANNEL, {"type": "session.ensure", "login": self.login_id})
+            await request_sessions(self.channel_layer, [self.login_id])
         except LAYER_ERRORS as error:
             health_of(self.channel_layer).failed(error)
             return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import re
 from typing import Any
@@ -15,7 +16,9 @@ from typing import Any
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.db import OperationalError, connection
+from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from calls import actions
@@ -188,7 +191,7 @@ async def test_after_a_cometd_drop_an_outage_and_a_worker_restart_the_state_equa
 async def test_a_malformed_notification_is_logged_and_skipped(
     simulator: str, agent1: AgentLogin, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await calls_worker.set_wanted(agent1.pk, True)
+    await calls_worker.set_wanted([agent1.pk], True)
     assert await calls_worker.claim(agent1.pk) is not None  # a session writes only under its lease
     session = AgentSession(agent1)
     backend = backend_for(agent1)
@@ -222,7 +225,7 @@ async def test_a_session_whose_lease_another_worker_took_writes_nothing_more_and
 ) -> None:
     """Two owners' writes must never interleave: once another worker holds the lease (this one was
     too slow to renew it), what this session still has to save is left to the new owner."""
-    await calls_worker.set_wanted(agent1.pk, True)
+    await calls_worker.set_wanted([agent1.pk], True)
     assert await calls_worker.claim(agent1.pk) is not None
     session = AgentSession(agent1)
     session.task = asyncio.create_task(asyncio.sleep(3600))
@@ -408,7 +411,7 @@ async def test_a_starting_worker_claims_its_sessions_a_starts_worth_at_a_time(
     settings.VOICE_SESSION_START_CONCURRENCY = 1
     logins = [agent1.pk, agent2.pk, lead1.pk]
     for login_id in logins:
-        await calls_worker.set_wanted(login_id, True)
+        await calls_worker.set_wanted([login_id], True)
     claimed: list[int] = []
     claim_many = calls_worker.claim_many
 
@@ -459,7 +462,7 @@ async def test_a_session_opened_while_the_leases_are_renewed_is_not_ended_as_los
 async def test_a_claim_the_database_refuses_is_logged_and_left_to_the_next_reconcile(
     agent1: AgentLogin, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await calls_worker.set_wanted(agent1.pk, True)
+    await calls_worker.set_wanted([agent1.pk], True)
     consumer = calls_worker.VoiceSessionsConsumer()
     consumer.sessions = {}
     consumer._claims = None
@@ -496,19 +499,23 @@ async def test_a_session_ensured_while_the_worker_claims_it_runs_once(
     consumer._claims = None
     consumer._reconciler = None
     consumer._starting = asyncio.Semaphore(4)
-    claim = calls_worker.claim
+    claim_many = calls_worker.claim_many
+    claims: list[list[int]] = []
 
-    async def claimed_while_the_claims_task_opens(login_id: int) -> AgentLogin | None:
-        login = await claim(login_id)
+    async def claimed_while_the_claims_task_opens(login_ids: list[int]) -> list[AgentLogin]:
+        """The page's claim (the first) returns only once the worker's own claims have opened it."""
+        claims.append(login_ids)
+        logins = await claim_many(login_ids)
 
         async def opened() -> bool:
-            return login_id in consumer.sessions
+            return all(login_id in consumer.sessions for login_id in login_ids)
 
-        await eventually(opened)
-        return login
+        if len(claims) == 1:
+            await eventually(opened)
+        return logins
 
-    monkeypatch.setattr(calls_worker, "claim", claimed_while_the_claims_task_opens)
-    ensure = asyncio.create_task(consumer._ensure({"type": "session.ensure", "login": agent1.pk}))
+    monkeypatch.setattr(calls_worker, "claim_many", claimed_while_the_claims_task_opens)
+    ensure = asyncio.create_task(consumer._ensure({"type": "session.ensure", "logins": [agent1.pk]}))
     await eventually(lambda: sync_to_async(lambda: AgentLogin.objects.get(pk=agent1.pk).wanted)())
     await consumer._reconcile_now({"type": "session.reconcile"})
     await ensure
@@ -524,7 +531,7 @@ async def test_a_session_opened_again_while_its_predecessor_stops_keeps_the_leas
     here, so the lease stays here too (handed back, another worker would open it as well)."""
     consumer = calls_worker.VoiceSessionsConsumer()
     consumer.sessions = {}
-    await calls_worker.set_wanted(agent1.pk, True)
+    await calls_worker.set_wanted([agent1.pk], True)
     login = await calls_worker.claim(agent1.pk)
     assert login is not None
 
@@ -539,3 +546,74 @@ async def test_a_session_opened_again_while_its_predecessor_stops_keeps_the_leas
 
     holder = await sync_to_async(lambda: AgentLogin.objects.get(pk=agent1.pk).worker)()
     assert holder == calls_worker.WORKER_ID
+
+
+def _consumer() -> calls_worker.VoiceSessionsConsumer:
+    """A session worker's consumer, without its loops: each test drives it by hand."""
+    consumer = calls_worker.VoiceSessionsConsumer()
+    consumer.sessions = {}
+    consumer._claims = None
+    consumer._reconciler = None
+    consumer._starting = asyncio.Semaphore(4)
+    return consumer
+
+
+async def test_one_request_starts_the_sessions_of_many_logins(
+    simulator: str, agent1: AgentLogin, agent2: AgentLogin
+) -> None:
+    consumer = _consumer()
+
+    await consumer._ensure({"type": "session.ensure", "logins": [agent1.pk, agent2.pk]})
+
+    assert set(consumer.sessions) == {agent1.pk, agent2.pk}
+    wanted = await sync_to_async(
+        lambda: set(AgentLogin.objects.filter(wanted=True).values_list("pk", flat=True))
+    )()
+    assert wanted == {agent1.pk, agent2.pk}
+    await consumer.shutdown()
+
+
+@pytest.fixture
+async def full_session_channel(settings: Any) -> Any:
+    """The session workers' shared channel full (thousands of desks opened at once): a layer that holds
+    one message a channel, with one waiting there already."""
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1}}
+    }
+    layer = get_channel_layer()
+    await layer.send(calls_worker.CHANNEL, {"type": "session.ensure", "logins": [0]})
+    return layer
+
+
+def _dropped() -> float:
+    return REGISTRY.get_sample_value("switchboard_session_requests_dropped_total") or 0.0
+
+
+async def test_a_desk_tab_opens_while_the_session_workers_channel_is_full(
+    agent1: AgentLogin, full_session_channel: Any
+) -> None:
+    before = _dropped()
+    desk = Desk(agent1)
+
+    snapshot = await desk.open()
+
+    assert 'id="agent-state"' in snapshot
+    await asyncio.sleep(0.5)
+    assert not desk.socket.future.done()  # open, not ended by an error (1011)
+    assert _dropped() > before
+    await desk.close()
+
+
+async def test_a_look_after_with_the_session_workers_channel_full_still_tells_the_owners(
+    agent1: AgentLogin, agent2: AgentLogin, full_session_channel: Any
+) -> None:
+    lease = timezone.now() + datetime.timedelta(seconds=30)
+    await sync_to_async(AgentLogin.objects.filter(pk=agent1.pk).update)(worker="w1", lease_until=lease)
+    owned = await sync_to_async(AgentLogin.objects.get)(pk=agent1.pk)
+    before = _dropped()
+
+    await calls_worker.tell_owners([(owned, "tab-1"), (agent2, "tab-2")])
+
+    told = await full_session_channel.receive(calls_worker.owner_channel("w1"))
+    assert told == {"type": "session.tabs", "tabs": [(agent1.pk, "tab-1")]}
+    assert _dropped() == before + 1
