@@ -573,6 +573,17 @@ async def test_one_request_starts_the_sessions_of_many_logins(
     await consumer.shutdown()
 
 
+async def test_a_request_for_one_login_as_a_desk_of_the_earlier_release_sends_it_starts_its_session(
+    simulator: str, agent1: AgentLogin
+) -> None:
+    consumer = _consumer()
+
+    await consumer._ensure({"type": "session.ensure", "login": agent1.pk})
+
+    assert set(consumer.sessions) == {agent1.pk}
+    await consumer.shutdown()
+
+
 @pytest.fixture
 async def full_session_channel(settings: Any) -> Any:
     """The session workers' shared channel full (thousands of desks opened at once): a layer that holds
