@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
 
 from . import audit, services
 from .backends import borrowed, credentials_of
@@ -49,8 +50,13 @@ class NotFound(ActionRefused):
         super().__init__(message, 404)
 
 
+def _enabled_logins(user: AbstractBaseUser) -> QuerySet[AgentLogin]:
+    """The user's agent login, when it is enabled: the one rule of who may act."""
+    return AgentLogin.objects.filter(user_id=user.pk, enabled=True)
+
+
 def _login_for(user: AbstractBaseUser) -> AgentLogin:
-    login = AgentLogin.objects.select_related("server", "user").filter(user_id=user.pk, enabled=True).first()
+    login = _enabled_logins(user).select_related("server", "user").first()
     if login is None:
         raise ActionRefused("You have no enabled agent login; ask an administrator.", 403)
     return login
@@ -69,7 +75,7 @@ def _login_and_call(user: AbstractBaseUser, call_id: str) -> tuple[AgentLogin, L
     if not _no_such_call_id(call_id):
         live = (
             LiveCall.objects.select_related("login__server", "login__user")
-            .filter(login__user_id=user.pk, login__enabled=True, call_id=call_id)
+            .filter(login__in=_enabled_logins(user), call_id=call_id)
             .first()
         )
         if live is not None:
