@@ -516,6 +516,9 @@ class LayerQueueWatch:
         self.redis = aioredis.Redis.from_url(url)
         self.peak = 0
         self.task: asyncio.Task[None] | None = None
+        # Stops the sampling too: redis-py may swallow the task's cancellation (redis/redis-py#2028),
+        # and a sampler that lived on hung the event loop's close for good.
+        self.stopping = False
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._sample())
@@ -527,7 +530,7 @@ class LayerQueueWatch:
     async def _sample(self) -> None:
         keys: set[bytes] = set()
         found = -math.inf
-        while True:
+        while not self.stopping:
             if time.monotonic() - found >= self.FIND_EVERY_S:
                 keys.update([key async for key in self.redis.scan_iter(match="asgispecific.*", count=1000)])
                 found = time.monotonic()
@@ -537,6 +540,7 @@ class LayerQueueWatch:
             await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
+        self.stopping = True
         if self.task:
             await cancel([self.task], "the layer watch")
         await self.redis.aclose()
