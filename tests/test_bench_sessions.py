@@ -6,10 +6,12 @@ that run's result, as ``--sweep`` writes it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -152,3 +154,30 @@ async def test_the_layer_watch_samples_its_queues_often_and_scans_the_keyspace_r
     assert watch.peak == 1
     assert calls(after, "zcard") - calls(before, "zcard") >= 20
     assert calls(after, "scan") - calls(before, "scan") <= 2
+
+
+async def test_a_layer_watch_whose_client_swallows_its_cancellation_still_stops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """redis-py may swallow a task's cancellation (redis/redis-py#2028): the watch ends all the same,
+    or the event loop's close would wait on its sampler for good."""
+    import asyncio
+
+    watch = _sessions_module().LayerQueueWatch("redis://127.0.0.1:9/0")
+
+    async def keys(**_: Any) -> AsyncIterator[bytes]:
+        yield b"asgispecific.daphne!"
+
+    async def swallowing(key: bytes) -> int:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.01)
+        return 1
+
+    monkeypatch.setattr(watch.redis, "scan_iter", keys)
+    monkeypatch.setattr(watch.redis, "zcard", swallowing)
+    watch.start()
+    await asyncio.sleep(0.1)
+    await watch.stop()
+
+    assert watch.task is not None and watch.task.done()
+    assert watch.peak == 1
