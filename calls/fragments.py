@@ -198,8 +198,7 @@ class BarFacts:
 
 def last_call_end(login: AgentLogin) -> datetime.datetime | None:
     """When the agent's most recent call ended, as the history has it."""
-    ended = login.call_records.filter(ended_at__isnull=False).order_by("-ended_at")
-    return ended.values_list("ended_at", flat=True).first()
+    return CallRecord.objects.ended().filter(login=login).values_list("ended_at", flat=True).first()
 
 
 def bar_facts(

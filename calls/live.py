@@ -19,6 +19,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from django.db.models import OuterRef, Subquery
+
 from . import fragments
 from .fragments import REFERENCE_SECONDS
 from .models import AgentLogin, CallRecord, DispositionCode, LiveCall, NotReadyReason, Supervision, Team
@@ -137,6 +139,80 @@ class Followed:
     disposition: str = ""
 
 
+class Loads:
+    """Desks to load, read together: those that ask within one turn of the event loop (the sessions a
+    worker opens in one claim) in four queries for up to ``batch`` of them, not five queries each."""
+
+    def __init__(self, batch: int = 500) -> None:
+        self.batch = batch
+        self._pending: list[tuple[Desk, asyncio.Future[None]]] = []
+        self._reading: asyncio.Task[None] | None = None
+
+    async def load(self, desk: Desk) -> None:
+        loop = asyncio.get_running_loop()
+        if self._reading is not None and self._reading.get_loop() is not loop:
+            # Left by an event loop that has ended (a test's): its desks are nobody's now.
+            self._pending, self._reading = [], None
+        loaded = loop.create_future()
+        self._pending.append((desk, loaded))
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.create_task(self._read(), name="desk-loads")
+        await loaded
+
+    async def _read(self) -> None:
+        await asyncio.sleep(0)  # the other desks of this turn join the batch
+        while self._pending:
+            batch, self._pending = self._pending[: self.batch], self._pending[self.batch :]
+            try:
+                await in_parallel(_load)([desk for desk, _ in batch])
+            except Exception as exc:
+                for _, loaded in batch:
+                    if not loaded.done():
+                        loaded.set_exception(exc)
+            else:
+                for _, loaded in batch:
+                    if not loaded.done():
+                        loaded.set_result(None)
+
+
+def _load(desks: list[Desk]) -> None:
+    """Each desk's login as saved, its live calls with their open history rows, when its last call
+    ended and its last handled call: four queries for all of them."""
+    by_id = {desk.login.pk: desk for desk in desks}
+    own = {"login": OuterRef("pk")}
+    saved = AgentLogin.objects.filter(pk__in=by_id).values(
+        "pk",
+        *SHOWN_FIELDS,
+        last_end=Subquery(CallRecord.objects.ended().filter(**own).values("ended_at")[:1]),
+        last_handled_id=Subquery(CallRecord.objects.handled().filter(**own).values("pk")[:1]),
+    )
+    handled_ids: dict[int, int] = {}
+    for row in saved:
+        desk = by_id[row.pop("pk")]
+        desk.last_end = row.pop("last_end")
+        handled_id = row.pop("last_handled_id")
+        if handled_id is not None:
+            handled_ids[handled_id] = desk.login.pk
+        for name, value in row.items():
+            setattr(desk.login, name, value)
+    for handled_call in CallRecord.objects.filter(pk__in=handled_ids):
+        by_id[handled_ids[handled_call.pk]].last_handled = handled_call
+    records = {
+        (r.login_id, r.call_id): r for r in CallRecord.objects.filter(login__in=by_id, ended_at__isnull=True)
+    }
+    for live in LiveCall.objects.filter(login__in=by_id):
+        record = records.get((live.login_id, live.call_id))
+        desk = by_id[live.login_id]
+        live.login = desk.login
+        desk.calls[live.call_id] = Followed(
+            live,
+            answered=record is not None and record.answered_at is not None,
+            consult=record is not None and record.direction == CallRecord.CONSULT,
+            parties=list(record.parties) if record else list(live.participants),
+            disposition=record.disposition if record else "",
+        )
+
+
 class Desk:
     def __init__(self, login: AgentLogin, reference: Reference = REFERENCE) -> None:
         # The desk's own copy of the login: the agent state and connection as the pages show them.
@@ -147,27 +223,10 @@ class Desk:
         self.last_handled: CallRecord | None = None
 
     async def load(self) -> None:
-        """What the database holds of the agent's desk, before the session's first event."""
+        """What the database holds of the agent's desk, before the session's first event. Desks
+        that load at once (a worker's start brings up hundreds) are read together (``LOADS``)."""
         await self.reference.current()
-        await in_parallel(self._load)()
-
-    def _load(self) -> None:
-        login = self.login
-        saved = AgentLogin.objects.filter(pk=login.pk).values(*SHOWN_FIELDS).first()
-        for name, value in (saved or {}).items():
-            setattr(login, name, value)
-        records = {r.call_id: r for r in CallRecord.objects.filter(login=login, ended_at__isnull=True)}
-        for live in LiveCall.objects.filter(login=login):
-            record = records.get(live.call_id)
-            self.calls[live.call_id] = Followed(
-                live,
-                answered=record is not None and record.answered_at is not None,
-                consult=record is not None and record.direction == CallRecord.CONSULT,
-                parties=list(record.parties) if record else list(live.participants),
-                disposition=record.disposition if record else "",
-            )
-        self.last_end = fragments.last_call_end(login)
-        self.last_handled = CallRecord.objects.last_handled(login)
+        await LOADS.load(self)
 
     # --- what changes it; each returns the fragments to push ------------------------------------
 
@@ -332,3 +391,6 @@ class Desk:
             login.agent_state, login.state_reason, login.state_since = state.state, state.reason, now
             if state.state != "AfterCallWork":
                 login.wrap_up_until = None
+
+
+LOADS = Loads()

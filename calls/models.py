@@ -144,15 +144,17 @@ class LiveCall(models.Model):
 
 
 class CallRecordQuerySet(models.QuerySet["CallRecord"]):
+    def ended(self) -> CallRecordQuerySet:
+        """Calls that have ended, the most recent first."""
+        return self.filter(ended_at__isnull=False).order_by("-ended_at", "-id")
+
+    def handled(self) -> CallRecordQuerySet:
+        """Ended calls that were answered, consults aside, the most recent first: the first of an
+        agent's is the call a disposition chosen after the call is for."""
+        return self.ended().filter(answered_at__isnull=False).exclude(direction=CallRecord.CONSULT)
+
     def last_handled(self, login: AgentLogin) -> CallRecord | None:
-        """The agent's most recent ended call that was answered, consults aside: the call a
-        disposition chosen after the call is for."""
-        return (
-            self.filter(login=login, ended_at__isnull=False, answered_at__isnull=False)
-            .exclude(direction=CallRecord.CONSULT)
-            .order_by("-ended_at", "-id")
-            .first()
-        )
+        return self.handled().filter(login=login).first()
 
 
 class CallRecord(models.Model):

@@ -123,17 +123,31 @@ class Writer:
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._held = False
 
     def put(self, write: Write) -> None:
         self._pending.append(write)
         Writer.pending_total += 1
         metrics.WRITE_QUEUE_DEPTH.set(Writer.pending_total)
         self._idle.clear()
-        if self._task is None or self._task.done():
+        self._start()
+
+    def hold(self) -> None:
+        """The writes put from now on wait for ``resume``, and are then saved in one batch: a session
+        coming up saves what it learns as it does (its credentials, the first resync, its connection)
+        in one transaction rather than one each."""
+        self._held = True
+
+    def resume(self) -> None:
+        self._held = False
+        self._start()
+
+    def _start(self) -> None:
+        if self._pending and not self._held and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._drain(), name=f"db-write-{self.login_id}")
 
     async def flush(self) -> None:
-        """Until every write put so far is saved (or given up on)."""
+        """Until every write put so far is saved (or given up on); held ones once resumed."""
         await self._idle.wait()
 
     async def close(self) -> None:
@@ -145,7 +159,7 @@ class Writer:
             log.warning("login %s: %d writes still pending at stop", self.login_id, len(self._pending))
 
     async def _drain(self) -> None:
-        while self._pending:
+        while self._pending and not self._held:
             batch, self._pending = self._pending, []
             try:
                 await self._write(batch)
@@ -156,7 +170,8 @@ class Writer:
                 await self._after()
             except Exception:
                 log.exception("login %s: after a write", self.login_id)
-        self._idle.set()
+        if not self._pending:
+            self._idle.set()
 
     async def _write(self, batch: list[Write]) -> None:
         run = in_parallel(_run)

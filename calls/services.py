@@ -377,10 +377,13 @@ def save_calls(
     calls = [c for c in calls if c.is_live]
     gone = LiveCall.objects.filter(login_id=login.pk).exclude(call_id__in=[c.id for c in calls])
     gone_ids = list(gone.values_list("call_id", flat=True))
-    gone.delete()
-    for record in CallRecord.objects.filter(login_id=login.pk, call_id__in=gone_ids, ended_at__isnull=True):
-        _close(login, record, now, released_from=record.final_state)
-        _save_record(record, history)
+    if gone_ids:
+        LiveCall.objects.filter(login_id=login.pk, call_id__in=gone_ids).delete()
+        for record in CallRecord.objects.filter(
+            login_id=login.pk, call_id__in=gone_ids, ended_at__isnull=True
+        ):
+            _close(login, record, now, released_from=record.final_state)
+            _save_record(record, history)
     for call in calls:
         _record(login, call, now, history)
         _save_live(login.pk, call, now)

@@ -484,6 +484,8 @@ class AgentSession:
         starting = self._starting
         if starting is not None:
             await starting.acquire()
+        # What the session learns as it comes up is saved in one transaction, once it has resynced.
+        self.writer.hold()
         try:
             async with backend.session(signed_in=self.login.agent_state != "LoggedOut") as events:
                 self.backend = backend
@@ -495,6 +497,7 @@ class AgentSession:
                         async with self._exclusive():
                             await self.apply(event)
                         if isinstance(event, Resynced):
+                            self.writer.resume()
                             if starting is not None:
                                 starting.release()
                                 starting = self._starting = None
@@ -503,6 +506,7 @@ class AgentSession:
                     watch.cancel()
             raise Unavailable("the Voice API ended the session's events")
         finally:
+            self.writer.resume()
             if starting is not None:
                 starting.release()
             self.started.set()
@@ -661,13 +665,13 @@ class AgentSession:
             if html:
                 # Pushed and saved only when it changed something (or must be: ``_rewrite``).
                 self._rewrite = False
-                await self.push(html)
                 since = desk.login.state_since
                 put(functools.partial(services.save_calls, desk.login, event.calls, now, self.history))
                 put(functools.partial(services.save_agent_state, login_id, event.state, since))
             self.login.agent_state = event.state.state
             self.presence.resynced(event.calls, event.state)
-            await self.status(AgentLogin.CONNECTED, anew=not self._up)
+            # The desk and the link's status in one push.
+            await self.push(html + self._connection(AgentLogin.CONNECTED, anew=not self._up))
             self._up = True
             self.failures = 0
         elif isinstance(event, Reconnecting):
@@ -713,11 +717,15 @@ class AgentSession:
         """The session's link to the Voice API; ``reason`` says, in the agent's words, why it is not up.
         ``anew``: pushed and saved even if the desk shows it already (a session that has just come
         up: whoever ran it before may have left the pages or the database saying otherwise)."""
+        await self.push(self._connection(status, reason, anew=anew))
+
+    def _connection(self, status: str, reason: str = "", *, anew: bool = False) -> str:
+        """The link's status on the desk, to push, and saved behind it; ``""`` when it is as shown."""
         reason = services.connection_reason(status, reason)
         html = self.desk.connection(status, reason, anew=anew)
         if html:
-            await self.push(html)
             self.writer.put(functools.partial(services.save_connection, self.login_id, status, reason))
+        return html
 
 
 class VoiceSessionsConsumer(DirectDispatch, AsyncConsumer):  # type: ignore[misc]  # channels has no types
