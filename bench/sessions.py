@@ -1304,7 +1304,9 @@ class Bench:
     ) -> list[subprocess.Popen[bytes]]:
         """py-spy on the workers and daphnes (and the ``including`` processes) for ``duration`` s or
         until stopped: collapsed stacks per thread, idle (waiting) frames included, so time spent
-        queueing shows as well as time spent computing. ``phase`` names the files of a later phase."""
+        queueing shows as well as time spent computing; with ``--py-spy-gil``, only the thread that
+        holds the GIL, so the stacks add up to where a process's Python spends its CPU. ``phase``
+        names the files of a later phase."""
         if not self.args.py_spy:
             return []
         started = []
@@ -1312,7 +1314,8 @@ class Bench:
             if not name.startswith((*DESK_PROCESSES, *including)):
                 continue
             output = self.procs.logs / f"{name}{'.' + phase if phase else ''}.py-spy.txt"
-            options = "record --format raw --rate 200 --threads --idle --nonblocking".split()
+            which = "--gil" if self.args.py_spy_gil else "--idle"
+            options = ["record", "--format", "raw", "--rate", "200", "--threads", which, "--nonblocking"]
             command = [self.args.py_spy, *options, "--pid", str(process.pid), "-o", str(output)]
             command += ["--duration", str(math.ceil(duration))]
             started.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))  # noqa: S603
@@ -1653,6 +1656,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="CHANNEL_LAYER of the desk: channels_redis's queues or its pub/sub layer (redis)",
     )
     add("--py-spy", default="", help="path to py-spy: profile the workers and daphnes (off)")
+    add("--py-spy-gil", action="store_true", help="py-spy: only the thread holding the GIL (CPU), not waits")
     add("--timeout", type=float, default=900.0, help="bound on the whole run, each sweep point's (900 s)")
     add("--sweep", action="store_true", help="run the grid below and write the report and plot")
     add("--sweep-agents", type=numbers(int), default=[500, 1000, 2000, 5000], help="(500,1000,2000,5000)")
