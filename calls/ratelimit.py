@@ -5,8 +5,9 @@ The cache is Redis when REDIS_URL is set, so every desk process shares the count
 in-memory default counts per process, which suits the one-process demo. A cache that fails lets
 requests through (and says so in the log): an outage must not stop agents from working.
 
-The action storm limit is a sliding window that holds under concurrency: on Redis one script
-counts and admits atomically; in the one-process default a lock guards each user's window.
+The action limits hold under concurrency: on Redis one script checks both (the storm's sliding
+window and the duplicate) atomically, in one round trip; in the one-process default a lock guards
+each user's window and last action.
 Sign-ins are throttled per username whatever the address, and per address whatever the username,
 with a wait that doubles with each failure (``admit_sign_in``).
 
@@ -73,9 +74,19 @@ def action_window_seconds() -> int:
     return _ttl(_action_limit().seconds)
 
 
-# In Redis, a sorted set per user of the actions admitted in the last window (scored by the server's
-# clock in ms, so desk processes' clocks need not agree): drop the old, count, admit or not, at once.
-SLIDING_WINDOW = """
+class Admission(enum.Enum):
+    ADMITTED = "admitted"
+    STORM = "storm"  # beyond ACTION_RATE_LIMIT: refused
+    DUPLICATE = "duplicate"  # the user's previous action again within the duplicate window
+
+
+# In Redis, both limits in one round trip, atomically. KEYS[1]: a sorted set per user of the
+# actions admitted in the last window (scored by the server's clock in ms, so desk processes'
+# clocks need not agree): drop the old, count, admit or not. KEYS[2]: the user's last action (its
+# hash), kept for the duplicate window: the same again is a duplicate, and does not extend it.
+# ARGV: storm window ms, storm count, a token, duplicate window ms (0: none), the action's hash.
+# Returns 0 (storm), 1 (admitted) or 2 (duplicate).
+ADMIT_ACTION = """
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - tonumber(ARGV[1]))
@@ -84,58 +95,108 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
 end
 redis.call('ZADD', KEYS[1], ms, now[1] .. now[2] .. ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
+if tonumber(ARGV[4]) > 0 then
+    if redis.call('GET', KEYS[2]) == ARGV[5] then
+        return 2
+    end
+    redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[4])
+end
 return 1
 """
+# Forget the user's last action (KEYS[1]) if it is still this one (ARGV[1]).
+FORGET_ACTION = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+ADMISSIONS = {0: Admission.STORM, 1: Admission.ADMITTED, 2: Admission.DUPLICATE}
 
-# In the one-process default: the times of each user's admitted actions, per cache location, behind
-# a lock that the event loop and sync threads alike may take (nothing waits while holding it).
+# In the one-process default: the times of each user's admitted actions and their last action, per
+# cache location, behind a lock that the event loop and sync threads alike may take (nothing waits
+# while holding it).
 _windows: dict[str, collections.deque[float]] = {}
+_last: dict[str, tuple[str, float]] = {}
 _windows_lock = threading.Lock()
 SWEEP_EVERY = 1000
 _admitted = 0
 
 
-def _admit_locally(key: str, limit: Limit) -> bool:
+def _admit_locally(user: str, action: str, limit: Limit, duplicate_window: float) -> Admission:
     global _admitted
     now = time.monotonic()
     with _windows_lock:
-        window = _windows.setdefault(key, collections.deque())
+        window = _windows.setdefault(user, collections.deque())
         while window and window[0] <= now - limit.seconds:
             window.popleft()
         if len(window) >= limit.count:
-            return False
+            return Admission.STORM
         window.append(now)
         _admitted += 1
-        if _admitted % SWEEP_EVERY == 0:  # forget users whose window has emptied
-            since = now - limit.seconds
+        if _admitted % SWEEP_EVERY == 0:  # forget users whose windows have emptied
+            since = now - max(limit.seconds, duplicate_window)
             for stale in [k for k, times in _windows.items() if not times or times[-1] <= since]:
                 del _windows[stale]
-        return True
+                _last.pop(stale, None)
+        if duplicate_window > 0:
+            last = _last.get(user)
+            if last is not None and last[0] == action and now - last[1] < duplicate_window:
+                return Admission.DUPLICATE
+            _last[user] = (action, now)
+        return Admission.ADMITTED
 
 
-def _admit_in_redis(backend: RedisCache, key: str, limit: Limit) -> bool:
-    full_key = backend.make_and_validate_key(key)
-    client: Any = backend._cache.get_client(full_key, write=True)
-    window_ms = max(1, math.ceil(limit.seconds * 1000))
+def _forget_locally(user: str, action: str) -> None:
+    with _windows_lock:
+        last = _last.get(user)
+        if last is not None and last[0] == action:
+            del _last[user]
+
+
+def _redis_client(backend: RedisCache, key: str) -> Any:
+    return backend._cache.get_client(key, write=True)
+
+
+def _admit_in_redis(
+    backend: RedisCache, user: str, action: str, limit: Limit, duplicate_window: float
+) -> Admission:
+    storm_key = backend.make_and_validate_key(_key("storm", user))
+    last_key = backend.make_and_validate_key(_key("last-action", user))
     token = secrets.token_hex(4)  # two actions in one microsecond are still two
-    return bool(client.eval(SLIDING_WINDOW, 1, full_key, window_ms, limit.count, token))
+    result = _redis_client(backend, storm_key).eval(
+        ADMIT_ACTION,
+        2,
+        storm_key,
+        last_key,
+        max(1, math.ceil(limit.seconds * 1000)),
+        limit.count,
+        token,
+        math.ceil(duplicate_window * 1000) if duplicate_window > 0 else 0,
+        action,
+    )
+    return ADMISSIONS[int(result)]
 
 
-class Admission(enum.Enum):
-    ADMITTED = "admitted"
-    STORM = "storm"  # beyond ACTION_RATE_LIMIT: refused
-    DUPLICATE = "duplicate"  # the user's previous action again within the duplicate window
+def _action(user_id: int, fingerprint: str) -> str:
+    """The action's hash: the cache never holds an action (a number dialled, say) in clear."""
+    return _key("action", user_id, fingerprint)
+
+
+def _local_key(user: str) -> str:
+    """The user's windows in this process, apart for each cache location (each test has its own)."""
+    location = str(settings.CACHES.get("default", {}).get("LOCATION", ""))
+    return f"{location}:{_key('storm', user)}"
 
 
 async def admit_action(user_id: int, fingerprint: str) -> Admission:
-    """Whether the user's action may go, both limits in one thread hop:
+    """Whether the user's action may go, both limits at once (one round trip to Redis):
 
     - STORM when it is beyond ACTION_RATE_LIMIT: more than ``count`` admitted in the last ``seconds``
       (a sliding window; refused actions are not counted);
     - DUPLICATE when the user sent exactly this one within ACTION_DUPLICATE_WINDOW_SECONDS and nothing
-      else since (a double click). ``add`` is atomic, so of two identical requests arriving together
-      exactly one goes. A different action in between forgets the earlier one: Hold, Retrieve, Hold
-      is three actions, not a repeat;
+      else since (a double click): of two identical requests arriving together exactly one goes. A
+      different action in between forgets the earlier one: Hold, Retrieve, Hold is three actions,
+      not a repeat;
     - ADMITTED otherwise: counted, and remembered.
 
     A cache that fails lets the action through."""
@@ -143,53 +204,33 @@ async def admit_action(user_id: int, fingerprint: str) -> Admission:
 
 
 def _admit(user_id: int, fingerprint: str) -> Admission:
+    user, action = str(user_id), _action(user_id, fingerprint)
+    limit = _action_limit()
+    duplicate_window = float(settings.ACTION_DUPLICATE_WINDOW_SECONDS)
+    backend = caches["default"]
     try:
-        if _storm(user_id):
-            return Admission.STORM
+        if isinstance(backend, RedisCache):
+            return _admit_in_redis(backend, user, action, limit, duplicate_window)
+        return _admit_locally(_local_key(user), action, limit, duplicate_window)
     except Exception:
         _cache_failed("counting actions")
-    window = float(settings.ACTION_DUPLICATE_WINDOW_SECONDS)
-    if window <= 0:
         return Admission.ADMITTED
-    try:
-        if not _claim(user_id, fingerprint, window):
-            return Admission.DUPLICATE
-    except Exception:
-        _cache_failed("checking for a duplicate action")
-    return Admission.ADMITTED
 
 
-def _storm(user_id: int) -> bool:
-    """Counts one action of the user; whether it is beyond ACTION_RATE_LIMIT."""
-    limit = _action_limit()
-    key = _key("storm", user_id)
+def _forget(user_id: int, fingerprint: str) -> None:
+    user, action = str(user_id), _action(user_id, fingerprint)
     backend = caches["default"]
-    if not isinstance(backend, RedisCache):
-        location = str(settings.CACHES.get("default", {}).get("LOCATION", ""))
-        return not _admit_locally(f"{location}:{key}", limit)
-    return not _admit_in_redis(backend, key, limit)
-
-
-def _claim(user_id: int, fingerprint: str, window: float) -> bool:
-    key = _key("action", user_id, fingerprint)
-    last_key = _key("last-action", user_id)
-    now = time.time()
-    if not cache.add(key, now, _ttl(window)):
-        sent_at = cache.get(key)
-        if sent_at is not None and now - float(sent_at) < window:
-            return False
-        cache.set(key, now, _ttl(window))
-    previous = cache.get(last_key)
-    if previous and previous != key:
-        cache.delete(previous)
-    cache.set(last_key, key, _ttl(window))
-    return True
+    if isinstance(backend, RedisCache):
+        last_key = backend.make_and_validate_key(_key("last-action", user))
+        _redis_client(backend, last_key).eval(FORGET_ACTION, 1, last_key, action)
+    else:
+        _forget_locally(_local_key(user), action)
 
 
 async def release_action(user_id: int, fingerprint: str) -> None:
     """Forgets an action that was refused or failed, so the agent may try it again at once."""
     try:
-        await cache.adelete(_key("action", user_id, fingerprint))
+        await sync_to_async(_forget, thread_sensitive=False)(user_id, fingerprint)
     except Exception:
         _cache_failed("forgetting an action")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -339,3 +340,125 @@ async def test_actions_on_the_shared_cache_reuse_its_redis_connections(settings:
 
     assert statuses == [403] * 20  # admitted by both counters, then refused: agent9 has no agent login
     assert connections_received(redis_url) - before <= 2  # this test's own INFO, and at most one more
+
+
+@pytest.fixture(params=["in-memory", "redis"])
+def action_cache(request: pytest.FixtureRequest, settings: Any) -> None:
+    """The one-process default, and Redis as several desk processes share it (a key prefix of the
+    test's own, so nothing another test counted is seen)."""
+    settings.ACTION_DUPLICATE_WINDOW_SECONDS = 1.0
+    settings.ACTION_RATE_LIMIT = "30/10"
+    if request.param == "redis":
+        settings.CACHES = caches_from_env({"REDIS_URL": request.getfixturevalue("redis_url")})
+        settings.CACHES["default"]["KEY_PREFIX"] = f"test-actions-{time.monotonic_ns()}"
+
+
+ADMITTED, DUPLICATE, STORM = (
+    ratelimit.Admission.ADMITTED,
+    ratelimit.Admission.DUPLICATE,
+    ratelimit.Admission.STORM,
+)
+
+
+@pytest.mark.asyncio
+async def test_a_double_click_is_a_duplicate_and_a_different_action_between_is_not(
+    action_cache: None,
+) -> None:
+    admit = ratelimit.admit_action
+
+    assert [await admit(7, "hold c1"), await admit(7, "hold c1")] == [ADMITTED, DUPLICATE]
+    assert await admit(8, "hold c1") == ADMITTED  # another user's
+    assert [await admit(7, "retrieve c1"), await admit(7, "hold c1")] == [ADMITTED, ADMITTED]
+    assert await admit(7, "hold c1") == DUPLICATE
+
+
+@pytest.mark.asyncio
+async def test_the_same_action_is_new_again_once_the_duplicate_window_has_passed(action_cache: None) -> None:
+    assert await ratelimit.admit_action(7, "dial 5001") == ADMITTED
+    assert await ratelimit.admit_action(7, "dial 5001") == DUPLICATE  # which does not extend the window
+
+    await asyncio.sleep(1.05)
+
+    assert await ratelimit.admit_action(7, "dial 5001") == ADMITTED
+
+
+@pytest.mark.asyncio
+async def test_of_identical_actions_sent_together_one_is_admitted(action_cache: None) -> None:
+    answers = await asyncio.gather(*(ratelimit.admit_action(7, "dial 5001") for _ in range(20)))
+
+    assert sorted(answers, key=lambda a: a.value) == [ADMITTED] + [DUPLICATE] * 19
+
+
+@pytest.mark.asyncio
+async def test_a_released_action_may_be_sent_again_and_another_is_not_released_with_it(
+    action_cache: None,
+) -> None:
+    await ratelimit.admit_action(7, "transfer c1")
+    await ratelimit.release_action(7, "transfer c1")
+    assert await ratelimit.admit_action(7, "transfer c1") == ADMITTED
+
+    await ratelimit.release_action(7, "hold c1")  # not the last action: nothing to forget
+
+    assert await ratelimit.admit_action(7, "transfer c1") == DUPLICATE
+
+
+@pytest.mark.asyncio
+async def test_duplicates_count_towards_the_storm_and_storms_are_not_counted(
+    action_cache: None, settings: Any
+) -> None:
+    settings.ACTION_RATE_LIMIT = "3/10"
+
+    answers = [await ratelimit.admit_action(7, action) for action in ("a", "a", "b", "c", "c")]
+
+    assert answers == [ADMITTED, DUPLICATE, ADMITTED, STORM, STORM]
+    assert await ratelimit.admit_action(8, "a") == ADMITTED
+
+
+def test_the_cache_holds_no_action_in_clear(settings: Any, redis_url: str) -> None:
+    import redis
+
+    settings.CACHES = caches_from_env({"REDIS_URL": redis_url})
+    prefix = settings.CACHES["default"]["KEY_PREFIX"] = f"test-clear-{time.monotonic_ns()}"
+    async_to_sync(ratelimit.admit_action)(7, "dial 5551234")
+
+    with redis.Redis.from_url(redis_url) as client:
+        keys = client.keys(f"{prefix}*")
+        values = [client.get(key) or b"" for key in keys if client.type(key) == b"string"]
+    assert keys and values
+    assert not [part for part in [*keys, *values] if b"5551234" in part]
+
+
+def commands_sent(redis_url: str, run: Callable[[], object]) -> list[str]:
+    """The commands clients send the Redis server while ``run()`` runs (not those a script runs)."""
+    import redis
+
+    marker = f"end-of-test-{time.monotonic_ns()}"
+    with redis.Redis.from_url(redis_url) as client, client.monitor() as monitor:
+        run()
+        client.echo(marker)
+        sent = []
+        for command in monitor.listen():
+            if marker in command["command"]:
+                return sent
+            if command["client_type"] != "lua":
+                sent.append(command["command"].split()[0].upper())
+    raise AssertionError("the monitor ended early")
+
+
+def test_an_action_is_checked_against_both_limits_in_one_redis_command(settings: Any, redis_url: str) -> None:
+    """On the click path: one round trip to Redis, where the double-click check took four more."""
+    settings.CACHES = caches_from_env({"REDIS_URL": redis_url})
+    settings.CACHES["default"]["KEY_PREFIX"] = f"test-commands-{time.monotonic_ns()}"
+    answers: list[ratelimit.Admission] = []
+
+    def click_hold_hold_retrieve() -> None:
+        answers.extend(
+            async_to_sync(ratelimit.admit_action)(7, action) for action in ("hold", "hold", "retrieve")
+        )
+
+    sent = commands_sent(redis_url, click_hold_hold_retrieve)
+
+    assert answers == [ADMITTED, DUPLICATE, ADMITTED]
+    assert [command for command in sent if command not in ("CLIENT", "HELLO", "SELECT", "PING")] == [
+        "EVAL"
+    ] * 3
