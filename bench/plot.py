@@ -122,6 +122,18 @@ def _bring_up(point: dict[str, Any]) -> str:
     return f"{point['bring_up_s']:.1f}{serving}"
 
 
+def _one(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _takeover(point: dict[str, Any]) -> str:
+    if not point.get("takeover_sessions"):
+        return "-"
+    seconds = point.get("takeover_s")
+    done = "not all back" if seconds is None else f"{seconds:.1f}"
+    return f"{done} ({point['takeover_sessions']:,}, {point['lease_s']:g})"
+
+
 def tables(results: list[dict[str, Any]]) -> list[str]:
     """The latency table of the issue, then the click path and the page render, then failed points."""
     lines = [
@@ -159,6 +171,26 @@ def tables(results: list[dict[str, Any]]) -> list[str]:
             f"| {_pair(figures['click_direct_ms'], 1)} | {_ratio(figures['click_ratio'])} "
             f"| {_pair(figures['render_ms'], 1)} |"
         )
+    lines += [
+        "",
+        *textwrap.wrap(
+            "The bring-up (every worker stopped and started again: until every page has its agent's state "
+            "again) with the workers' CPU per session start, and, with two workers, the takeover (the worker "
+            "with the most sessions killed: until the other has sent every one of its agents' pages their "
+            "state again, the lease running out first):",
+            WIDTH,
+        ),
+        "",
+        "| agents | workers / daphnes | bring-up (workers serving) s | worker CPU ms per session start "
+        "| takeover s (sessions, lease s) |",
+        "|--:|--:|--:|--:|--:|",
+    ]
+    for point in results:
+        if point.get("ok"):
+            lines.append(
+                f"| {point['agents']:,} | {point['workers']} / {point['daphnes']} | {_bring_up(point)} "
+                f"| {_one(point.get('worker_ms_per_start'))} | {_takeover(point)} |"
+            )
     stopped = [
         f"- {vendor}, {point['agents']:,} agents, {point['workers']} worker(s), {what}: {error[:300]}"
         for point, vendor, figures in rows

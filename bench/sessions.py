@@ -25,7 +25,9 @@ Then the click path (Hold and Retrieve on an answered call through the desk's ``
 against the same Voice API request sent with httpx on a Voice API session of its own), the desk page's
 render (``GET /`` with five live calls on the agent), and the bring-up: every worker is stopped and
 started again, and the time from the start to every page saying ``connected`` and showing the agent's
-state again is measured.
+state again is measured. With two workers, last, the takeover: the worker with the most sessions is
+killed (no drain), and the time from the kill until the other has sent every page of its agents their
+state again (its leases, ``--lease``, run out first) is measured.
 
     .venv/bin/python bench/sessions.py --agents 100
     .venv/bin/python bench/sessions.py --agents 500 --vendor both --workers 2
@@ -714,6 +716,10 @@ class Figures:
     bring_up_connected_s: float | None = None  # of the bring-up: until every page said connected
     # Of the bring-up, from the new workers' start until every page had its bar: CPU seconds by process.
     bring_up_cpu: dict[str, float] = field(default_factory=dict)
+    # With two workers, one killed: its sessions, and the time until the other had them all back.
+    takeover_sessions: int = 0
+    takeover_s: float | None = None
+    lease_s: float = 0.0
     vendors: dict[str, VendorFigures] = field(default_factory=dict)
 
     def worker_kib_per_session(self) -> float:
@@ -749,6 +755,10 @@ class Figures:
             "cpu_s": {name: round(seconds, 2) for name, seconds in self.cpu.items()},
             "waited_for_cpu_s": {name: round(seconds, 2) for name, seconds in self.waited.items()},
             "bring_up_cpu_s": {name: round(seconds, 2) for name, seconds in self.bring_up_cpu.items()},
+            "worker_ms_per_start": round(self.worker_ms_per_start(), 1),
+            "takeover_sessions": self.takeover_sessions,
+            "takeover_s": _round(self.takeover_s),
+            "lease_s": self.lease_s,
             "worker_ms": self.worker_ms,
             "phases": [asdict(phase) for phase in self.phases],
             "vendors": {name: vendor.summary() for name, vendor in self.vendors.items()},
@@ -766,6 +776,15 @@ class Figures:
             f"bring-up: the new workers said they serve after {self.workers_serving_s:.1f} s, every page "
             f"said connected after {fmt_seconds(self.bring_up_connected_s)}, and had its agent state bar "
             f"after {fmt_seconds(self.bring_up_s)}",
+            *(
+                [
+                    f"takeover: a worker killed with {self.takeover_sessions} sessions; the other worker "
+                    f"had sent every one of their pages its agent state bar after "
+                    f"{fmt_seconds(self.takeover_s)} (the lease: {self.lease_s:g} s)"
+                ]
+                if self.takeover_sessions
+                else []
+            ),
             f"calls at {args.rate:g}/s asked, "
             f"{self.rate_achieved:.1f}/s achieved, the first {args.warmup} not counted; "
             f"{self.extra_calls} more to the bare pollers' own agents",
@@ -917,7 +936,13 @@ class Bench:
         self.desks = [f"http://127.0.0.1:{free_port()}" for _ in range(args.daphnes)]
         # Plain HTTP on loopback.
         env = desk_env(
-            self.database.url, self.redis_url, {"SECURE_COOKIES": "0", "CHANNEL_LAYER": args.channel_layer}
+            self.database.url,
+            self.redis_url,
+            {
+                "SECURE_COOKIES": "0",
+                "CHANNEL_LAYER": args.channel_layer,
+                "VOICE_SESSION_LEASE_SECONDS": f"{args.lease:g}",
+            },
         )
         # The bench prints the processes' logs itself when it fails.
         self.procs = Processes(
@@ -1113,6 +1138,8 @@ class Bench:
                 finally:
                     await stop_profilers(profilers)
                 await self.bring_up(watch)
+                if self.args.workers > 1:
+                    await self.takeover(watch)
             finally:
                 await watch.stop()
                 await cometd.close()
@@ -1122,12 +1149,19 @@ class Bench:
             figures.vendors[HUAWEI].bare_failures = pollers.failures
 
     async def pushes(
-        self, what: str, started: float, done: list[Callable[[], bool]], watch: LayerQueueWatch
+        self,
+        what: str,
+        started: float,
+        done: list[Callable[[], bool]],
+        watch: LayerQueueWatch,
+        *,
+        quiet_s: float = 0.0,
     ) -> Phase:
         """Waits for one push per agent until all have come, or none has come for STALL_S (a lost push
-        never comes), or the phase's time is up; records the phase with what never came."""
-        deadline = started + 60 + len(done)
-        seen, progress = 0, time.monotonic()
+        never comes), or the phase's time is up; records the phase with what never came. ``quiet_s``:
+        none is due before then (a lease running out), so the phase's time starts after it."""
+        deadline = started + quiet_s + 60 + len(done)
+        seen, progress = 0, time.monotonic() + quiet_s
         while (now := time.monotonic()) < deadline and now - progress < STALL_S:
             self.procs.check()
             count = sum(is_done() for is_done in done)
@@ -1512,6 +1546,39 @@ class Bench:
         if self.connected_at:
             self.figures.bring_up_connected_s = self.connected_at - started
 
+    async def takeover(self, watch: LayerQueueWatch) -> None:
+        """The worker with the most sessions killed (no drain: its leases are left to run out); the
+        time from the kill until another worker has sent each of its agents' pages the agent state
+        bar (the session's first resync there): the lease, then that worker's bring-up of them."""
+        query = (
+            "SELECT l.worker, u.username FROM calls_agentlogin l JOIN auth_user u ON u.id = l.user_id "
+            "WHERE l.worker <> ''"
+        )
+        with psycopg.connect(self.database.url) as db:
+            rows = db.execute(query).fetchall()
+        by_pid: dict[int, set[str]] = {}
+        for worker_id, username in rows:
+            by_pid.setdefault(int(worker_id.split(":")[1]), set()).add(username)
+        names = {self.procs.pid(name): name for name in self.procs.processes if name.startswith("worker")}
+        pid = max((pid for pid in by_pid if pid in names), key=lambda pid: len(by_pid[pid]), default=None)
+        if pid is None:
+            raise BenchError("takeover: no worker holds a session")
+        agents = [agent for agent in self.agents if agent.username in by_pid[pid]]
+        for agent in agents:
+            agent.state_shown.clear()
+        self.figures.lease_s = self.args.lease
+        started = time.monotonic()
+        self.procs.kill(names[pid])
+        phase = await self.pushes(
+            f"takeover: {len(agents)} sessions of a killed worker back on the other",
+            started,
+            [agent.state_shown.is_set for agent in agents],
+            watch,
+            quiet_s=self.args.lease,
+        )
+        self.figures.takeover_sessions = len(agents)
+        self.figures.takeover_s = None if phase.missing else phase.seconds
+
     async def all_connected(self) -> None:
         """Notes when every page says connected (the agent state bar may come later)."""
         await asyncio.gather(*(agent.connected.wait() for agent in self.agents))
@@ -1539,7 +1606,7 @@ def point_command(args: argparse.Namespace, agents: int, rate: float, workers: i
     command = [sys.executable, str(Path(__file__).resolve().relative_to(ROOT))]
     command += ["--agents", str(agents), "--rate", f"{rate:g}", "--workers", str(workers)]
     names = ["vendor", "daphnes", "calls", "warmup", "bare_sample", "seed", "redis_db", "channel_layer"]
-    names.append("clicks")
+    names += ["clicks", "lease"]
     for name in names:
         command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     command += ["--click-agents", str(args.click_agents), "--renders", str(args.renders)]
@@ -1655,6 +1722,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default="redis",
         help="CHANNEL_LAYER of the desk: channels_redis's queues or its pub/sub layer (redis)",
     )
+    add("--lease", type=float, default=30.0, help="the workers' VOICE_SESSION_LEASE_SECONDS (30)")
     add("--py-spy", default="", help="path to py-spy: profile the workers and daphnes (off)")
     add("--py-spy-gil", action="store_true", help="py-spy: only the thread holding the GIL (CPU), not waits")
     add("--timeout", type=float, default=900.0, help="bound on the whole run, each sweep point's (900 s)")

@@ -1,7 +1,7 @@
-"""The session benchmark, tiny: ``bench/sessions.py`` in the production shape (voicesim, daphne, a session
-worker, PostgreSQL, Redis) with 10 agents on both vendors and 20 calls, run to the end: its table and its
-``SESSIONS-RESULT`` line, with figures that make sense. Then the sweep's report (Markdown and plot) from
-that run's result, as ``--sweep`` writes it.
+"""The session benchmark, tiny: ``bench/sessions.py`` in the production shape (voicesim, daphne, two
+session workers, PostgreSQL, Redis) with 10 agents on both vendors and 20 calls, run to the end, a worker
+takeover with a 3 s lease included: its table and its ``SESSIONS-RESULT`` line, with figures that make
+sense. Then the sweep's report (Markdown and plot) from that run's result, as ``--sweep`` writes it.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ pytestmark = pytest.mark.multiprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYER_DB = 11  # faults 12, bench/sessions.py by default 13, test_multiprocess 14, test_runworker 15
-RUN_TIMEOUT_S = 200
+RUN_TIMEOUT_S = 240
+LEASE_S = 3
 COMMAND = [
     "bench/sessions.py",
     *("--agents", "10", "--vendor", "both", "--calls", "20", "--warmup", "2", "--rate", "20"),
+    *("--workers", "2", "--lease", str(LEASE_S)),
     *("--bare-sample", "5", "--clicks", "4", "--click-agents", "2", "--renders", "10"),
     *("--redis-db", str(LAYER_DB), "--timeout", str(RUN_TIMEOUT_S - 20)),
 ]
@@ -50,10 +52,10 @@ def test_a_tiny_run_on_both_vendors_prints_its_table_with_every_figure(
 
     assert output.startswith("command: ")
     assert "| vendor | agents | workers / daphnes | calls/s asked / achieved |" in output
-    assert "| genesys | 10 | 1 / 1 | 20 / " in output
-    assert "| huawei | 10 | 1 / 1 | 20 / " in output
+    assert "| genesys | 10 | 2 / 1 | 20 / " in output
+    assert "| huawei | 10 | 2 / 1 | 20 / " in output
     assert result["ok"] is True
-    assert (result["agents"], result["calls"], result["workers"], result["daphnes"]) == (10, 20, 1, 1)
+    assert (result["agents"], result["calls"], result["workers"], result["daphnes"]) == (10, 20, 2, 1)
     assert result["pushes_lost"] == 0
     assert 0 < result["achieved_rate"] <= 30
     assert result["bring_up_missing"] == 0 and result["bring_up_s"] > 0
@@ -61,9 +63,20 @@ def test_a_tiny_run_on_both_vendors_prints_its_table_with_every_figure(
     assert set(result["waited_for_cpu_s"]) == {*result["cpu_s"]}
     assert all(seconds >= 0 for seconds in result["waited_for_cpu_s"].values())
     assert "seconds ready to run but waiting for a CPU meanwhile" in output
-    assert {"voicesim", "worker-1", "bench"} <= set(result["bring_up_cpu_s"])
-    assert result["bring_up_cpu_s"]["worker-1"] > 0
+    assert {"voicesim", "worker-1", "worker-2", "bench"} <= set(result["bring_up_cpu_s"])
+    assert result["bring_up_cpu_s"]["worker-1"] + result["bring_up_cpu_s"]["worker-2"] > 0
+    assert result["worker_ms_per_start"] > 0
     assert "ms of worker CPU per session start" in output
+
+
+def test_a_killed_worker_s_sessions_are_back_on_the_other_once_their_lease_has_run_out(
+    bench_run: tuple[str, dict[str, Any]],
+) -> None:
+    output, result = bench_run
+
+    assert 0 < result["takeover_sessions"] <= 10 and result["lease_s"] == LEASE_S
+    assert LEASE_S <= result["takeover_s"] < LEASE_S + 60
+    assert f"takeover: a worker killed with {result['takeover_sessions']} sessions" in output
 
 
 @pytest.mark.parametrize("vendor", ["genesys", "huawei"])
@@ -112,7 +125,9 @@ def test_the_sweep_report_has_the_table_the_plot_the_command_and_the_machine(
     assert "    .venv/bin/python bench/sessions.py --sweep --sweep-agents 10" in page
     assert "2 CPUs (`nproc`), 4.0 GiB of memory" in page
     assert "![Desk and bare p99 against agents and against call rate](performance.png)" in page
-    assert "| genesys | 10 | 1 / 1 | 20 / " in page and "| huawei | 10 | 1 / 1 | 20 / " in page
+    assert "| genesys | 10 | 2 / 1 | 20 / " in page and "| huawei | 10 | 2 / 1 | 20 / " in page
+    takeover = f"{bench_run[1]['takeover_s']:.1f} ({bench_run[1]['takeover_sessions']}, {LEASE_S})"
+    assert f"| 10 | 2 / 1 | {bench_run[1]['bring_up_s']:.1f}" in page and f"| {takeover} |" in page
     assert "- 20 agents, 20 calls/s, 2 worker(s): exited with 1" in page
     assert image.read_bytes().startswith(b"\x89PNG")
 
