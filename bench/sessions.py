@@ -1534,6 +1534,8 @@ class Bench:
                 watch,
             )
             await serving
+            if not phase.missing:  # every page is connected: the wait for that ends within a turn or two
+                await asyncio.wait([connected], timeout=1.0)
             self.figures.bring_up_cpu = {
                 name: cpu_seconds(p.pid) - before.get(name, 0.0) for name, p in self.procs.processes.items()
             } | {"bench": time.process_time() - before["bench"]}

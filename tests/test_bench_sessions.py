@@ -59,6 +59,7 @@ def test_a_tiny_run_on_both_vendors_prints_its_table_with_every_figure(
     assert result["pushes_lost"] == 0
     assert 0 < result["achieved_rate"] <= 30
     assert result["bring_up_missing"] == 0 and result["bring_up_s"] > 0
+    assert 0 < result["bring_up_connected_s"] <= result["bring_up_s"]
     assert result["worker_kib_per_session"] > 0 and result["daphne_kib_per_socket"] > 0
     assert set(result["waited_for_cpu_s"]) == {*result["cpu_s"]}
     assert all(seconds >= 0 for seconds in result["waited_for_cpu_s"].values())

@@ -338,16 +338,6 @@ async def test_an_action_the_channel_layer_cannot_carry_is_refused_with_a_503_no
     assert "cannot reach its session workers" in response.content.decode()
 
 
-def test_a_session_keeps_its_voice_api_connection_between_periodic_resyncs(settings: Any) -> None:
-    """httpx closes a connection idle for 5 s; a resync every minute would open one each time."""
-    from calls.vendors import http
-
-    client = http.client("http://127.0.0.1:9/", verify=True, vendor="genesys")
-    pool = client._transport.inner._pool  # type: ignore[attr-defined]
-
-    assert pool._keepalive_expiry > settings.VOICE_SESSION_RESYNC_SECONDS
-
-
 async def test_a_resync_reads_the_agents_calls_and_device_in_one_request(
     simulator: str, agent1: AgentLogin
 ) -> None:

@@ -13,9 +13,6 @@ import pytest
 
 from calls.vendors import http
 
-pytestmark = pytest.mark.asyncio
-
-
 class LookupRecorder:
     """A finder ahead of Python's own that notes every module looked for and finds nothing itself."""
 
@@ -40,6 +37,7 @@ def module_lookups() -> Iterator[list[str]]:
         sys.meta_path.remove(recorder)
 
 
+@pytest.mark.asyncio
 async def test_a_warm_client_looks_for_no_module_on_disk_for_each_request(simulator: str) -> None:
     """httpcore asks which async library runs it on every lock and event of a request, by importing
     ``sniffio``: were it missing, each request would search the disk for it, several times over."""
@@ -52,3 +50,11 @@ async def test_a_warm_client_looks_for_no_module_on_disk_for_each_request(simula
                 assert (await client.get("/control/state")).status_code == 200
 
     assert looked_for == []
+
+
+def test_a_session_keeps_its_voice_api_connection_between_periodic_resyncs(settings: Any) -> None:
+    """httpx closes a connection idle for 5 s; a resync every minute would open one each time."""
+    client = http.client("http://127.0.0.1:9/", verify=True, vendor="genesys")
+    pool = client._transport.inner._pool  # type: ignore[attr-defined]
+
+    assert pool._keepalive_expiry > settings.VOICE_SESSION_RESYNC_SECONDS
