@@ -13,6 +13,7 @@ import pytest
 
 from calls.vendors import http
 
+
 class LookupRecorder:
     """A finder ahead of Python's own that notes every module looked for and finds nothing itself."""
 
