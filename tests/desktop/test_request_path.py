@@ -28,7 +28,7 @@ from desktop.settings import caches_from_env
 from tests.desk import Desk, desk_client
 from tests.servers import passes_on_postgresql
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 HOOKS = ("process_request", "process_view", "process_response")
 ON_POSTGRESQL = "SWITCHBOARD_REQUEST_PATH_ON_POSTGRESQL"
@@ -128,7 +128,7 @@ async def test_the_open_tabs_of_a_process_are_checked_together_in_one_thread_hop
 ) -> None:
     """Every period each open tab's desk session is checked and its owner told it is open: the tabs
     that come due together (here, all three) share one trip to the database, not one each."""
-    monkeypatch.setattr(presence, "TAB_ALIVE_SECONDS", 0.2)
+    monkeypatch.setattr(presence, "TAB_ALIVE_SECONDS", 0.5)
     monkeypatch.setattr(tabs, "GATHER_SHARE", 1.0)  # tabs that connected within a period go together
     checked: list[int] = []
     original = tabs.check
@@ -139,11 +139,10 @@ async def test_the_open_tabs_of_a_process_are_checked_together_in_one_thread_hop
 
     monkeypatch.setattr(tabs, "check", counted)
     desks = [Desk(agent1), Desk(agent1), Desk(agent2)]
-    for desk in desks:
-        await desk.open()
+    await asyncio.gather(*(desk.open() for desk in desks))  # connected within a period of each other
 
     with thread_hops(monkeypatch) as sent:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(2.3)
 
     assert len(checked) >= 2 and set(checked) == {3}
     names = [name_of(func) for func in sent]
