@@ -141,7 +141,7 @@ class History:
         record = self._batch.get(call_id) or self._saved.get(call_id)
         if record is not None:
             return copy.copy(record)
-        return CallRecord.objects.filter(login=login, call_id=call_id).order_by().first()
+        return sql.get(CallRecord, login=login.pk, call_id=call_id)
 
     def saved(self, record: CallRecord) -> None:
         """``record`` is written (in the open transaction) as it is now."""
@@ -222,7 +222,7 @@ def _save_record(record: CallRecord, history: History) -> None:
     """Saves the row the worker worked out, but never the disposition: the agent chooses that,
     from a view, possibly while a write of the worker is on its way."""
     if record._state.adding:
-        record.save()
+        sql.insert(record)
     elif changed := record.changed_fields(SAVED_FIELDS):
         # Only what changed: fewer columns to write, and nothing at all for an event that changes
         # nothing of the history (a repeat, a change of capabilities only).
