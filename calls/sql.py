@@ -71,18 +71,21 @@ def delete(model: type[Model], **where: Any) -> int:
         return int(cursor.rowcount)
 
 
+def _insert_into(model: type[Model], names: tuple[str, ...]) -> str:
+    columns = ", ".join(_quote(_column(model, name)) for name in names)
+    placeholders = ", ".join(["%s"] * len(names))
+    return f"INSERT INTO {_quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608 (quoted identifiers of the model; values are parameters)
+
+
 @functools.cache
 def _upsert_sql(
     model: type[Model], names: tuple[str, ...], unique: tuple[str, ...], updated: tuple[str, ...], vendor: str
 ) -> str:
-    columns = ", ".join(_quote(_column(model, name)) for name in names)
-    placeholders = ", ".join(["%s"] * len(names))
     conflict = ", ".join(_quote(_column(model, name)) for name in unique)
     assignments = ", ".join(
         f"{_quote(_column(model, name))} = EXCLUDED.{_quote(_column(model, name))}" for name in updated
     )
-    insert = f"INSERT INTO {_quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608 (quoted identifiers of the model; values are parameters)
-    return f"{insert} ON CONFLICT ({conflict}) DO UPDATE SET {assignments}"
+    return f"{_insert_into(model, names)} ON CONFLICT ({conflict}) DO UPDATE SET {assignments}"
 
 
 def upsert(
@@ -139,9 +142,7 @@ def get(model: type[M], **where: Any) -> M | None:
 
 @functools.cache
 def _insert_sql(model: type[Model], names: tuple[str, ...], vendor: str) -> str:
-    columns = ", ".join(_quote(_column(model, name)) for name in names)
-    placeholders = ", ".join(["%s"] * len(names))
-    insert = f"INSERT INTO {_quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608 (quoted identifiers of the model; values are parameters)
+    insert = _insert_into(model, names)
     if connection.features.can_return_columns_from_insert:
         insert += f" RETURNING {_quote(_column(model, model._meta.pk.name))}"
     return insert

@@ -56,7 +56,7 @@ def owned(agent1: AgentLogin) -> AgentLogin:
 
 def history_selects(queries: CaptureQueriesContext) -> list[str]:
     selects = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
-    return [sql for sql in selects if 'FROM "calls_callrecord"' in sql]
+    return [statement for statement in selects if 'FROM "calls_callrecord"' in statement]
 
 
 def test_an_event_of_a_call_already_saved_updates_its_row_without_reading_it(owned: AgentLogin) -> None:
